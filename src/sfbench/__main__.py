@@ -1,0 +1,3 @@
+from sfbench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Training loss: target x weighting x t-density, one function for every method.
+
+    L = E_{t, (x_data, eps) ~ coupling} [ w(t) * mean_d (f_theta(x_t, t) - y(x_data, eps, t))^2 ]
+
+with y the conditional target of the method's prediction (reference 003,
+Theorem 18: its minimiser is the marginal target).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from sfbench.couplings import COUPLINGS
+from sfbench.model import NetworkModel
+from sfbench.paths import conditional_target
+from sfbench.paths.parameterization import batch_coef
+
+
+def per_sample_loss(
+    model: NetworkModel, x_data: Tensor, t: Tensor, eps: Tensor, prediction: Tensor | None = None
+) -> Tensor:
+    """Weighted squared error of each sample at given t and eps.
+
+    ``prediction`` replaces the network's output (used to show that the
+    oracle's prediction minimises the loss).
+    """
+    method, c = model.method, model.schedule(t)
+    x_t = batch_coef(c.alpha, x_data) * x_data + batch_coef(c.sigma, eps) * eps
+    target = conditional_target(method.target, x_data, eps, c)
+    out = model(x_t, t) if prediction is None else prediction
+    sq = (out - target).pow(2).flatten(1).mean(1)
+    return method.weighting(c) * sq
+
+
+def training_loss(model: NetworkModel, x_data: Tensor, generator: torch.Generator) -> Tensor:
+    """Monte-Carlo estimate of the method's loss on one batch."""
+    method = model.method
+    eps = torch.randn(x_data.shape, generator=generator, device=x_data.device)
+    x_data, eps = COUPLINGS[method.coupling](x_data, eps, generator)
+    t = method.t_density(x_data.shape[0], generator, model.schedule, x_data.device)
+    return per_sample_loss(model, x_data, t.to(x_data.dtype), eps).mean()

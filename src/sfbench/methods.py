@@ -1,0 +1,130 @@
+"""The method registry: each method is a composition, not a class.
+
+A method is (schedule, coupling, prediction target, loss weighting,
+t-density, output scaling). Adding a method is one entry in :data:`METHODS`.
+
+| method             | path                          | predicts | weighting | t-density            |
+|--------------------|-------------------------------|----------|-----------|----------------------|
+| ddpm               | discrete VP, T = 1000         | eps      | 1         | uniform step k       |
+| dsm                | VE, geometric sigma           | score    | sigma^2   | uniform t            |
+| probability_flow   | continuous VP-SDE             | score    | sigma^2   | uniform t            |
+| cfm                | Lipman OT path                | velocity | 1         | uniform t            |
+| rectified_flow     | linear path                   | velocity | 1         | uniform t            |
+
+Score models use the output scaling score = net(x, t) / sigma_t (NCSNv2's
+technique 3, also used by score_sde): the raw score spans four orders of
+magnitude over the VE path and an unscaled network cannot represent it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from sfbench.couplings import COUPLINGS
+from sfbench.paths import (
+    DDPMSchedule,
+    OTSchedule,
+    RectifiedFlowSchedule,
+    Schedule,
+    ScheduleOutput,
+    VESchedule,
+    VPSchedule,
+)
+
+Weighting = Callable[[ScheduleOutput], Tensor]
+TDensity = Callable[[int, torch.Generator, Schedule, torch.device], Tensor]
+
+
+def unit_weight(c: ScheduleOutput) -> Tensor:
+    return torch.ones_like(c.sigma)
+
+
+def sigma_squared_weight(c: ScheduleOutput) -> Tensor:
+    """lambda(t) = sigma_t^2 (Song & Ermon 2019): equalises the score loss across noise levels."""
+    return c.sigma**2
+
+
+def uniform_t(n: int, gen: torch.Generator, schedule: Schedule, device: torch.device) -> Tensor:
+    """t ~ U[0, t_train_end] (t_train_end < 1 where the score is singular at the data)."""
+    return schedule.t_train_end * torch.rand(n, generator=gen, device=device)
+
+
+def uniform_ddpm_step(
+    n: int, gen: torch.Generator, schedule: Schedule, device: torch.device
+) -> Tensor:
+    """k ~ U{1, ..., T} as in Ho et al. (2020), mapped to t = 1 - k / T."""
+    assert isinstance(schedule, DDPMSchedule)
+    k = torch.randint(1, schedule.num_steps + 1, (n,), generator=gen, device=device)
+    return schedule.t_of_step(k).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    make_schedule: Callable[..., Schedule]
+    target: str
+    weighting: Weighting
+    t_density: TDensity
+    coupling: str = "independent"
+    output_scaling: str = "none"  # "none" or "inverse_sigma"
+    description: str = ""
+    schedule_defaults: dict = field(default_factory=dict)
+
+    def schedule(self, **overrides) -> Schedule:
+        return self.make_schedule(**{**self.schedule_defaults, **overrides})
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "target": self.target,
+            "weighting": self.weighting.__name__,
+            "t_density": self.t_density.__name__,
+            "coupling": self.coupling,
+            "output_scaling": self.output_scaling,
+        }
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "ddpm", DDPMSchedule, "eps", unit_weight, uniform_ddpm_step,
+            description="DDPM, eps prediction, L_simple (Ho et al. 2020)",
+        ),
+        Method(
+            "dsm", VESchedule, "score", sigma_squared_weight, uniform_t,
+            output_scaling="inverse_sigma",
+            description="Denoising score matching on the VE path (NCSN, Song & Ermon 2019/2020)",
+        ),
+        Method(
+            "probability_flow", VPSchedule, "score", sigma_squared_weight, uniform_t,
+            output_scaling="inverse_sigma",
+            description="VP-SDE score model, continuous-time DSM (Song et al. 2021)",
+        ),
+        Method(
+            "cfm", OTSchedule, "velocity", unit_weight, uniform_t,
+            description="Conditional flow matching on the OT path (Lipman et al. 2023)",
+        ),
+        Method(
+            "rectified_flow", RectifiedFlowSchedule, "velocity", unit_weight, uniform_t,
+            description="Rectified flow, linear path, velocity = x_data - noise (Liu et al. 2023)",
+        ),
+    )
+}
+
+for _m in METHODS.values():
+    assert _m.coupling in COUPLINGS, _m
+
+
+def get_method(name: str) -> Method:
+    """The method called ``name``; the error lists the valid names."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}"
+        ) from None

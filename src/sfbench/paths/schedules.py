@@ -1,0 +1,234 @@
+r"""Noise schedules of Gaussian probability paths.
+
+Every method in sfbench is a Gaussian path
+
+.. math:: x_t = \alpha_t x_{data} + \sigma_t \epsilon, \qquad \epsilon \sim N(0, I),
+
+with **t = 0 noise and t = 1 data** (the convention of the flow-matching
+literature). Diffusion papers run time the other way; :class:`DDPMSchedule`
+and :class:`VPSchedule` convert at their edges (diffusion time ``s = 1 - t``)
+and nowhere else.
+
+A schedule returns alpha, sigma and their time derivatives, plus the time
+interval ``[t_start, t_end]`` on which its models are sampled and evaluated
+(diffusion schedules stop short of the data end, where sigma = 0 and the
+score is singular).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class ScheduleOutput:
+    """alpha_t, sigma_t and their derivatives d/dt, each shaped like t."""
+
+    alpha: Tensor
+    sigma: Tensor
+    d_alpha: Tensor
+    d_sigma: Tensor
+
+
+class Schedule:
+    """Base class: subclasses implement :meth:`__call__`."""
+
+    name: str = "schedule"
+    t_start: float = 0.0  # noise end of the sampling interval
+    t_end: float = 1.0  # data end of the sampling interval
+    t_train_end: float = 1.0  # data end of the training t-density
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def prior_std(self) -> float:
+        r"""Std of the Gaussian the samplers start from, N(0, sigma_{t_start}^2 I).
+
+        The data term alpha_{t_start} x_data is dropped; it is exactly zero for
+        the flow paths and below 1 % for the diffusion schedules.
+        """
+        return float(self(torch.tensor(self.t_start, dtype=torch.float64)).sigma)
+
+    def diffusion_squared(self, t: Tensor) -> Tensor:
+        r"""g(t)^2 of the forward SDE that has this path's marginals.
+
+        In diffusion time s = 1 - t, the SDE dx = f x ds + g dW with
+        f = d log alpha / ds has marginals N(alpha x, sigma^2) iff
+        g^2 = d sigma^2/ds - 2 f sigma^2; on our time axis this reads
+        g^2 = 2 sigma^2 (d_alpha / alpha - d_sigma / sigma)
+            = 2 sigma (sigma d_alpha / alpha - d_sigma).
+        It is infinite where alpha = 0 (the noise end of the flow paths).
+        """
+        s = self(t)
+        return 2.0 * s.sigma * (s.sigma * s.d_alpha / s.alpha - s.d_sigma)
+
+    def describe(self) -> dict:
+        """Every setting that shapes the schedule, for result files."""
+        return {"name": self.name, "t_start": self.t_start, "t_end": self.t_end}
+
+
+class RectifiedFlowSchedule(Schedule):
+    """Linear interpolation of rectified flow: alpha = t, sigma = 1 - t."""
+
+    name = "rectified_flow"
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:
+        one = torch.ones_like(t)
+        return ScheduleOutput(alpha=t, sigma=1.0 - t, d_alpha=one, d_sigma=-one)
+
+
+class OTSchedule(Schedule):
+    """Lipman et al. (2023) optimal-transport path: alpha = t, sigma = 1 - (1 - sigma_min) t."""
+
+    name = "cfm_ot"
+
+    def __init__(self, sigma_min: float = 1e-4):
+        if not 0.0 <= sigma_min < 1.0:
+            raise ValueError(f"sigma_min must lie in [0, 1), got {sigma_min}")
+        self.sigma_min = sigma_min
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:
+        one = torch.ones_like(t)
+        c = 1.0 - self.sigma_min
+        return ScheduleOutput(alpha=t, sigma=1.0 - c * t, d_alpha=one, d_sigma=-c * one)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sigma_min": self.sigma_min}
+
+
+class VPSchedule(Schedule):
+    r"""Continuous VP-SDE of Song et al. (2021) with linear beta(s).
+
+    In diffusion time s = 1 - t: beta(s) = beta_min + s (beta_max - beta_min),
+    log alpha = -1/2 int_0^s beta = -(beta_min s + (beta_max - beta_min) s^2 / 2) / 2,
+    sigma = sqrt(1 - alpha^2). Sampling stops at s = eps_end and training at s = eps_train (score_sde's
+1e-3 and 1e-5).
+    """
+
+    name = "vp"
+
+    def __init__(
+        self,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+        eps_end: float = 1e-3,
+        eps_train: float = 1e-5,
+    ):
+        if not 0 < beta_min < beta_max:
+            raise ValueError(f"need 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
+        self.beta_min, self.beta_max = beta_min, beta_max
+        self.eps_end, self.eps_train = eps_end, eps_train
+        self.t_end = 1.0 - eps_end
+        self.t_train_end = 1.0 - eps_train
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:
+        s = 1.0 - t
+        db = self.beta_max - self.beta_min
+        log_alpha = -0.5 * (self.beta_min * s + 0.5 * db * s**2)
+        alpha = torch.exp(log_alpha)
+        sigma = torch.sqrt(-torch.expm1(2.0 * log_alpha))
+        beta = self.beta_min + db * s
+        d_alpha = 0.5 * beta * alpha  # d/dt = -d/ds
+        d_sigma = -alpha * d_alpha / sigma
+        return ScheduleOutput(alpha=alpha, sigma=sigma, d_alpha=d_alpha, d_sigma=d_sigma)
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(),
+            "beta_min": self.beta_min,
+            "beta_max": self.beta_max,
+            "eps_train": self.eps_train,
+        }
+
+
+class DDPMSchedule(Schedule):
+    r"""Discrete DDPM schedule (Ho et al. 2020): linear beta_k, k = 1..T.
+
+    The exact mapping between DDPM step k and our time is t = 1 - k / T, so
+    k = T is the noise end (t = 0) and k = 0, the clean data, is t = 1.
+    alphabar_k = prod_{i <= k} (1 - beta_i) is exact at every integer k;
+    between them log alpha is interpolated linearly in t, as DPM-Solver's
+    discrete-time noise schedule does, so continuous-time solvers can use
+    a DDPM model too.
+    """
+
+    name = "ddpm"
+
+    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_steps: int = 1000):
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be positive, got {num_steps}")
+        self.beta_start, self.beta_end, self.num_steps = beta_start, beta_end, num_steps
+        betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+        log_alphabar = torch.cumsum(torch.log1p(-betas), 0)
+        # log alpha_k = log alphabar_k / 2, with alphabar_0 = 1 at the data end.
+        self._log_alpha = torch.cat([torch.zeros(1, dtype=torch.float64), 0.5 * log_alphabar])
+        # The network is trained on k = 1..T and sigma -> 0 like sqrt(k) below
+        # k = 1, so sampling stops at the last trained step, k = 1.
+        self.t_end = self.t_train_end = 1.0 - 1.0 / num_steps
+
+    def t_of_step(self, k: Tensor | int) -> Tensor:
+        """Time of DDPM step k (0 = data, T = pure noise)."""
+        return 1.0 - torch.as_tensor(k, dtype=torch.float64) / self.num_steps
+
+    def step_of_t(self, t: Tensor) -> Tensor:
+        """Inverse of :meth:`t_of_step` (a real number between integer steps)."""
+        return (1.0 - t) * self.num_steps
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:
+        table = self._log_alpha.to(device=t.device, dtype=t.dtype)
+        u = self.step_of_t(t).clamp(0.0, float(self.num_steps))
+        k = torch.clamp(torch.floor(u), max=self.num_steps - 1).long()
+        slope = table[k + 1] - table[k]  # d log alpha / dk on [k, k+1]
+        log_alpha = table[k] + (u - k) * slope
+        alpha = torch.exp(log_alpha)
+        sigma = torch.sqrt(-torch.expm1(2.0 * log_alpha))
+        d_alpha = -self.num_steps * slope * alpha  # dk/dt = -T
+        d_sigma = -alpha * d_alpha / sigma.clamp_min(torch.finfo(t.dtype).tiny)
+        return ScheduleOutput(alpha=alpha, sigma=sigma, d_alpha=d_alpha, d_sigma=d_sigma)
+
+    def describe(self) -> dict:
+        return {
+            **super().describe(),
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+            "num_steps": self.num_steps,
+        }
+
+
+class VESchedule(Schedule):
+    r"""Variance-exploding path of NCSN / VE-SDE: alpha = 1, geometric sigma.
+
+    sigma_t = sigma_min (sigma_max / sigma_min)^(1 - t): sigma_max at the
+    noise end, sigma_min at the data end. sigma_max should exceed the largest
+    distance between data points (Song & Ermon 2020, technique 1).
+    """
+
+    name = "ve"
+
+    def __init__(self, sigma_min: float = 0.01, sigma_max: float = 10.0):
+        if not 0 < sigma_min < sigma_max:
+            raise ValueError(f"need 0 < sigma_min < sigma_max, got {sigma_min}, {sigma_max}")
+        self.sigma_min, self.sigma_max = sigma_min, sigma_max
+        self._log_ratio = math.log(sigma_max / sigma_min)
+
+    def __call__(self, t: Tensor) -> ScheduleOutput:
+        sigma = self.sigma_min * torch.exp((1.0 - t) * self._log_ratio)
+        return ScheduleOutput(
+            alpha=torch.ones_like(t),
+            sigma=sigma,
+            d_alpha=torch.zeros_like(t),
+            d_sigma=-self._log_ratio * sigma,
+        )
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sigma_min": self.sigma_min, "sigma_max": self.sigma_max}
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    cls.name: cls
+    for cls in (RectifiedFlowSchedule, OTSchedule, VPSchedule, DDPMSchedule, VESchedule)
+}

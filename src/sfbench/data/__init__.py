@@ -75,7 +75,8 @@ def get_dataset(name: str) -> Dataset:
         return DATASETS[name]
     except KeyError:
         raise ValueError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}, gmm:<spec.json>"
+            f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))} "
+            "or gmm:<spec.json>"
         ) from None
 
 

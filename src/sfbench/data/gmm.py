@@ -44,7 +44,9 @@ class GaussianMixture:
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density of the mixture at x (shape [N, d])."""
-        return marginal_log_prob(self, x, torch.ones((), dtype=x.dtype), torch.zeros((), dtype=x.dtype))
+        return marginal_log_prob(
+            self, x, torch.ones((), dtype=x.dtype), torch.zeros((), dtype=x.dtype)
+        )
 
 
 def marginal_log_prob(gmm: GaussianMixture, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:

@@ -45,7 +45,9 @@ class GaussianMixtureOracle:
         L = torch.linalg.cholesky(C)
         Cinv_diff = torch.cholesky_solve(diff.unsqueeze(-1), L).squeeze(-1)  # [N, K, d]
         logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
-        log_comp = -0.5 * ((diff * Cinv_diff).sum(-1) + logdet + self.mixture.dim * math.log(2 * math.pi))
+        log_comp = -0.5 * (
+            (diff * Cinv_diff).sum(-1) + logdet + self.mixture.dim * math.log(2 * math.pi)
+        )
         resp = torch.softmax(logw + log_comp, dim=-1)  # [N, K]
         return c, mu, S, Cinv_diff, resp
 

@@ -105,8 +105,8 @@ class VPSchedule(Schedule):
 
     In diffusion time s = 1 - t: beta(s) = beta_min + s (beta_max - beta_min),
     log alpha = -1/2 int_0^s beta = -(beta_min s + (beta_max - beta_min) s^2 / 2) / 2,
-    sigma = sqrt(1 - alpha^2). Sampling stops at s = eps_end and training at s = eps_train (score_sde's
-1e-3 and 1e-5).
+    sigma = sqrt(1 - alpha^2). Sampling stops at s = eps_end and training at
+    s = eps_train (score_sde's 1e-3 and 1e-5).
     """
 
     name = "vp"

@@ -1,0 +1,88 @@
+"""Checkpoints for resuming and model files for sampling.
+
+- A *checkpoint* (``<dir>/last.pt``) holds everything a bit-identical resume
+  needs: network, EMA, optimizer and scheduler state, the step, and every RNG
+  state (torch CPU, CUDA, the training generator, numpy, python).
+  It lives outside Snakemake's outputs (Snakemake deletes outputs of failed
+  jobs), and is written atomically: a killed write leaves only a temporary file.
+- A *model file* holds the EMA weights and the recipe (method, schedule and
+  network settings) needed to rebuild a :class:`~sfbench.model.NetworkModel`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+
+from sfbench.errors import CheckpointError
+from sfbench.io import atomic_write_bytes
+from sfbench.methods import get_method
+from sfbench.model import NetworkModel
+from sfbench.models import MLP
+
+MODEL_FORMAT = "sfbench-model-v1"
+CHECKPOINT_NAME = "last.pt"
+NETWORKS = {"mlp": MLP}
+
+
+def save_atomic(obj, path: str | os.PathLike) -> Path:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_file(path: str | os.PathLike, what: str) -> dict:
+    """torch.load with errors that name the file and say what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} not found: {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, bit flips, not a torch file
+        raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {err}") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{what} {path} does not hold an sfbench dictionary")
+    return obj
+
+
+def build_network(spec: dict) -> torch.nn.Module:
+    kind = spec.get("kind")
+    if kind not in NETWORKS:
+        raise CheckpointError(f"unknown network kind {kind!r}; valid: {', '.join(NETWORKS)}")
+    return NETWORKS[kind](**{k: v for k, v in spec.items() if k != "kind"})
+
+
+def build_model(method_name: str, schedule_kwargs: dict, network: dict) -> NetworkModel:
+    method = get_method(method_name)
+    return NetworkModel(build_network(network), method, method.schedule(**schedule_kwargs))
+
+
+def save_model(path, model: NetworkModel, *, schedule_kwargs: dict, network: dict, meta: dict):
+    return save_atomic(
+        {
+            "format": MODEL_FORMAT,
+            "method": model.method.name,
+            "schedule_kwargs": schedule_kwargs,
+            "network": network,
+            "state_dict": model.net.state_dict(),
+            "meta": meta,
+        },
+        path,
+    )
+
+
+def load_model(path: str | os.PathLike) -> NetworkModel:
+    """Rebuild the EMA model stored by ``sfbench train`` at ``path``."""
+    obj = load_file(path, "model file")
+    if obj.get("format") != MODEL_FORMAT:
+        raise CheckpointError(f"{path} is not an sfbench model file (format {obj.get('format')!r})")
+    model = build_model(obj["method"], obj["schedule_kwargs"], obj["network"])
+    try:
+        model.net.load_state_dict(obj["state_dict"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit the network: {err}") from None
+    model.meta = obj.get("meta", {})
+    return model.eval()

@@ -1,0 +1,86 @@
+"""Arguments and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from sfbench.data import get_dataset
+from sfbench.errors import SfbenchError
+from sfbench.eval.oracle import GaussianMixtureOracle
+from sfbench.methods import METHODS, get_method
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def add_result(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--result", required=True, help="JSON file for the settings and the result of this job"
+    )
+
+
+def add_model_source(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("model (a trained file or the analytic oracle)")
+    choice = src.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--model", help="model file written by `sfbench train`")
+    choice.add_argument(
+        "--oracle",
+        action="store_true",
+        help="the exact model of a Gaussian-mixture dataset (needs --method and --dataset)",
+    )
+    src.add_argument("--method", help=f"path of the oracle: {', '.join(METHODS)}")
+    src.add_argument("--dataset", help="Gaussian-mixture dataset of the oracle")
+
+
+def load_path_model(args) -> tuple[object, dict]:
+    """The model named by --model or --oracle, and a description for the record."""
+    if args.model:
+        from sfbench.checkpoint import load_model
+
+        model = load_model(args.model)
+        return model, {
+            "source": "file",
+            "path": args.model,
+            "method": model.method.name,
+            **{k: model.meta.get(k) for k in ("dataset", "seed")},
+        }
+    if not (args.method and args.dataset):
+        raise SfbenchError("--oracle needs --method and --dataset")
+    method, dataset = get_method(args.method), get_dataset(args.dataset)
+    if dataset.mixture is None:
+        raise SfbenchError(
+            f"the oracle needs a Gaussian-mixture dataset; {args.dataset!r} has no closed form"
+        )
+    schedule = method.schedule()
+    return GaussianMixtureOracle(dataset.mixture, schedule), {
+        "source": "oracle",
+        "method": method.name,
+        "dataset": dataset.name,
+        "schedule": schedule.describe(),
+    }
+
+
+def read_yaml(path: str) -> dict:
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise SfbenchError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise SfbenchError(f"config file {path} must hold a mapping of settings")
+    return values

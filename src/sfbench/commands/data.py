@@ -1,0 +1,47 @@
+"""``sfbench data``: draw a dataset's train and test split into one .npz file."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.data import DATASETS, get_dataset
+from sfbench.io import save_npz
+
+
+def add_parser(sub):
+    p = sub.add_parser("data", help="draw a dataset's train and test splits", description=__doc__)
+    p.add_argument(
+        "--dataset", required=True, help=f"one of {', '.join(DATASETS)} or gmm:<spec.json>"
+    )
+    p.add_argument("--data-seed", type=non_negative_int, default=0)
+    p.add_argument("--n-train", type=positive_int, default=20000)
+    p.add_argument("--n-test", type=positive_int, default=2000)
+    p.add_argument("--out", required=True, help=".npz file with arrays `train` and `test`")
+    add_result(p)
+    return p
+
+
+def run(args) -> dict:
+    ds = get_dataset(args.dataset)
+    train = ds.sample(args.n_train, args.data_seed, "train")
+    test = ds.sample(args.n_test, args.data_seed, "test")
+    save_npz(args.out, train=train, test=test)
+    digest = hashlib.sha256(train.tobytes() + test.tobytes()).hexdigest()
+    return {
+        "command": "data",
+        "settings": {
+            "dataset": ds.name,
+            "data_seed": args.data_seed,
+            "n_train": args.n_train,
+            "n_test": args.n_test,
+            "dim": ds.dim,
+            "description": ds.description,
+        },
+        "result": {
+            "sha256": digest,
+            "train_mean": train.mean(0).tolist(),
+            "test_mean": test.mean(0).tolist(),
+        },
+        "outputs": [args.out],
+    }

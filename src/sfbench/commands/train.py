@@ -1,0 +1,97 @@
+"""``sfbench train``: train one method on one dataset with one seed.
+
+Settings come from the defaults of :class:`sfbench.train.TrainConfig`, then
+``--config`` (YAML), then the flags. A rerun with the same --checkpoint-dir
+resumes from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+
+from sfbench.checkpoint import save_model
+from sfbench.commands.common import add_result, non_negative_int, positive_int, read_yaml
+from sfbench.data import get_dataset
+from sfbench.io import load_array
+from sfbench.methods import METHODS, get_method
+from sfbench.train import TrainConfig, train
+
+FLAG_SETTINGS = (
+    "steps",
+    "batch_size",
+    "lr",
+    "ema_decay",
+    "warmup_steps",
+    "checkpoint_every",
+    "device",
+    "precision",
+)
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train a model", description=__doc__)
+    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    p.add_argument("--dataset", required=True, help="dataset name (recorded; drawn if no --data)")
+    p.add_argument("--data", help=".npz from `sfbench data` (array `train`)")
+    p.add_argument("--data-seed", type=non_negative_int, default=0)
+    p.add_argument("--n-train", type=positive_int, default=20000)
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed")
+    p.add_argument("--config", help="YAML file of training settings (TrainConfig fields)")
+    p.add_argument("--steps", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--ema-decay", type=float)
+    p.add_argument("--warmup-steps", type=non_negative_int)
+    p.add_argument("--checkpoint-every", type=positive_int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--checkpoint-dir", help="directory for resumable checkpoints")
+    p.add_argument("--out", required=True, help="model file to write (EMA weights)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_result(p)
+    return p
+
+
+def run(args) -> dict:
+    get_method(args.method)  # fail fast, listing the valid names
+    ds = get_dataset(args.dataset)
+    values = read_yaml(args.config) if args.config else {}
+    values.update(method=args.method, seed=args.seed)
+    values.update({k: getattr(args, k) for k in FLAG_SETTINGS if getattr(args, k) is not None})
+    values.setdefault("network", {**TrainConfig().network})
+    values["network"] = {**TrainConfig().network, **values["network"], "dim": ds.dim}
+    cfg = TrainConfig.from_dict(values)
+
+    if args.data:
+        data = load_array(args.data, "train", dim=ds.dim)
+        data_info = {"data_file": args.data}
+    else:
+        data = ds.sample(args.n_train, args.data_seed, "train")
+        data_info = {"data_seed": args.data_seed, "n_train": args.n_train}
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    result = train(cfg, data, checkpoint_dir=args.checkpoint_dir, progress=progress)
+    settings = {**asdict(cfg), "dataset": ds.name, **data_info, "n_train": int(data.shape[0])}
+    save_model(
+        args.out,
+        result.model,
+        schedule_kwargs=cfg.schedule,
+        network=cfg.network,
+        meta={"dataset": ds.name, "seed": cfg.seed, "settings": settings},
+    )
+    return {
+        "command": "train",
+        "settings": settings,
+        "result": {
+            "final_loss": result.final_loss,
+            "loss_history": result.loss_history,
+            "wall_seconds": result.wall_seconds,
+            "resumed_from_step": result.resumed_from_step,
+            "device": result.device,
+            "precision": result.precision,
+            "schedule": result.model.schedule.describe(),
+            "method": result.model.method.describe(),
+        },
+        "outputs": [args.out],
+    }

@@ -1,0 +1,17 @@
+"""Errors that carry a message meant for the user (the CLI prints them without a traceback)."""
+
+
+class SfbenchError(Exception):
+    """Base of the errors the CLI reports as ``error: <message>`` with exit status 1."""
+
+
+class NonFiniteLossError(SfbenchError):
+    """Training produced a NaN or infinite loss."""
+
+
+class CheckpointError(SfbenchError):
+    """A checkpoint or model file is missing, truncated or not an sfbench file."""
+
+
+class DataFileError(SfbenchError):
+    """A data or sample file is missing, malformed, of the wrong shape or not finite."""

@@ -1,0 +1,104 @@
+"""Atomic file writing and validated reading of the files jobs exchange.
+
+Every output is written to a temporary file in the destination directory and
+renamed into place, so a killed job leaves either the old file or none, never
+half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sfbench.errors import DataFileError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike, obj) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=True, default=_jsonable) + "\n"
+    return atomic_write_bytes(path, text.encode())
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_array(path: str | os.PathLike, key: str, dim: int | None = None) -> np.ndarray:
+    """Array ``key`` of an .npz file, checked to be [N, dim] and finite."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if key not in z.files:
+                raise DataFileError(f"{path} has no array {key!r} (it has: {', '.join(z.files)})")
+            arr = z[key]
+    except DataFileError:
+        raise
+    except Exception as err:  # zip or header corruption: name the file
+        raise DataFileError(f"cannot read {path}: {err}") from None
+    if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
+        want = f"[N, {dim}]" if dim is not None else "[N, d]"
+        raise DataFileError(f"{path}:{key} has shape {list(arr.shape)}, expected {want}")
+    if arr.shape[0] == 0:
+        raise DataFileError(f"{path}:{key} is empty")
+    bad = int((~np.isfinite(arr)).any(axis=1).sum())
+    if bad:
+        raise DataFileError(f"{path}:{key} holds {bad} rows with NaN or Inf")
+    return arr.astype(np.float32)
+
+
+def environment() -> dict:
+    """Versions that can change a number, written next to every result."""
+    import torch
+
+    import sfbench
+
+    env = {
+        "sfbench": sfbench.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+    }
+    for name in ("torchdiffeq", "ot", "torchmetrics", "scipy"):
+        try:
+            env[name] = __import__(name).__version__
+        except ImportError:
+            env[name] = None
+    return env

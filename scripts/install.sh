@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Install sfbench and everything the pipeline and the tests need.
+#
+#   bash scripts/install.sh           # package + pipeline (Snakemake, MLflow, DVC) + dev tools
+#   bash scripts/install.sh --test    # the same, plus Debian's chromium for the report test
+#
+# Installs into the active virtual environment, or creates ./.venv.
+# On machines without an NVIDIA GPU the CPU build of torch is installed
+# first (constraints/cpu.txt); with a GPU, pip picks the CUDA build.
+# Set SFBENCH_TORCH_EXTRA_INDEX to PyTorch's CPU wheel index if your pip
+# does not find a CPU wheel for the pinned version.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+with_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) with_browser=1 ;;
+    *) echo "install.sh: unknown option $arg (valid: --test)" >&2; exit 2 ;;
+  esac
+done
+
+if [ -n "${VIRTUAL_ENV:-}" ]; then
+  py="$VIRTUAL_ENV/bin/python"
+else
+  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+  py=.venv/bin/python
+fi
+pip=("$py" -m pip install --quiet --disable-pip-version-check)
+[ -n "${SFBENCH_TORCH_EXTRA_INDEX:-}" ] && pip+=(--extra-index-url "$SFBENCH_TORCH_EXTRA_INDEX")
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  "${pip[@]}" -e ".[pipeline,dev]"
+else
+  "${pip[@]}" --constraint constraints/cpu.txt -e ".[pipeline,dev]"
+fi
+
+if [ "$with_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "install.sh: could not install chromium; the report-rendering test will be skipped" >&2
+  else
+    echo "install.sh: install Debian's chromium (sudo apt-get install chromium) for the report test" >&2
+  fi
+fi
+"$py" -c "import sfbench, torch; print(f'sfbench {sfbench.__version__} with torch {torch.__version__}')"

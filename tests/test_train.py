@@ -1,0 +1,102 @@
+"""Training: resume is bit-identical, a non-finite loss stops the run, settings are validated."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import sfbench.train as train_mod
+from sfbench.data import get_dataset
+from sfbench.errors import NonFiniteLossError
+from sfbench.train import TrainConfig, lr_factor, train
+
+SMALL_NET = {"kind": "mlp", "dim": 2, "width": 32, "depth": 2, "activation": "silu",
+             "time_embed_dim": 16}
+
+
+def small_config(**kw) -> TrainConfig:
+    base = dict(method="rectified_flow", steps=60, batch_size=64, checkpoint_every=20,
+                log_every=10, warmup_steps=5, network=SMALL_NET)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def data():
+    return get_dataset("8gaussians").sample(2000, seed=0)
+
+
+@pytest.mark.parametrize("method", ["ddpm", "dsm", "rectified_flow"])
+def test_resume_after_interruption_is_bit_identical(method, data, tmp_path, monkeypatch):
+    cfg = small_config(method=method)
+    reference = train(cfg, data, checkpoint_dir=tmp_path / "a", progress=False)
+
+    # Interrupt the second run after its step-40 checkpoint, as a killed job would be.
+    calls = {"n": 0}
+    real_loss = train_mod.training_loss
+
+    def interrupted_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 45:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "training_loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, data, checkpoint_dir=tmp_path / "b", progress=False)
+    monkeypatch.setattr(train_mod, "training_loss", real_loss)
+
+    resumed = train(cfg, data, checkpoint_dir=tmp_path / "b", progress=False)
+    assert resumed.resumed_from_step == 40
+    ref_state, res_state = reference.model.net.state_dict(), resumed.model.net.state_dict()
+    for name in ref_state:
+        assert torch.equal(ref_state[name], res_state[name]), name
+    assert resumed.loss_history == reference.loss_history
+
+
+def test_different_seed_gives_different_weights(data):
+    a = train(small_config(steps=5), data, progress=False).model.net.state_dict()
+    b = train(small_config(steps=5, seed=1), data, progress=False).model.net.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_of_other_settings_is_refused(data, tmp_path):
+    train(small_config(steps=20), data, checkpoint_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different settings"):
+        train(small_config(steps=20, lr=1e-4), data, checkpoint_dir=tmp_path, progress=False)
+
+
+def test_non_finite_loss_stops_training(tmp_path):
+    # float32 overflows on squares of 1e30: the first loss is infinite.
+    bad = torch.full((100, 2), 1e30).numpy()
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        train(small_config(), bad, checkpoint_dir=tmp_path, progress=False)
+    assert not (tmp_path / "last.pt").exists()
+
+
+def test_nan_data_is_refused():
+    bad = torch.zeros(10, 2)
+    bad[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        train(small_config(), bad.numpy(), progress=False)
+
+
+@pytest.mark.parametrize(
+    "field, value", [("steps", 0), ("batch_size", -1), ("lr", 0.0), ("ema_decay", 1.0),
+                     ("lr_decay", "linear"), ("precision", "fp8")]
+)
+def test_invalid_settings_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        small_config(**{field: value})
+
+
+def test_unknown_setting_is_named():
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 1e-3})
+
+
+def test_learning_rate_warms_up_then_decays():
+    cfg = small_config(steps=100, warmup_steps=10)
+    factors = [lr_factor(s, cfg) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
+    assert factors[-1] == pytest.approx(0.1, abs=0.01)

@@ -67,5 +67,5 @@ def run(args) -> dict:
         settings.update(
             model=info, method=info.get("method"), dataset=info.get("dataset"), nll=res.settings
         )
-        result.update(nll_nats=float(res.mean), nll_stderr=float(res.stderr), nll_nfe=res.nfe)
+        result.update(nll_nats=res.mean_nats, nll_stderr=res.stderr_nats, nll_nfe=res.nfe)
     return {"command": "evaluate", "settings": settings, "result": result, "outputs": []}

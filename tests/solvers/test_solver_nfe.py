@@ -1,0 +1,105 @@
+"""NFE is counted at the model, and the counts are exact."""
+
+import pytest
+import torch
+
+from sfbench.data import get_dataset
+from sfbench.eval.oracle import GaussianMixtureOracle
+from sfbench.methods import METHODS
+from sfbench.model import NetworkModel
+from sfbench.models import MLP
+from sfbench.sampling import generate
+from sfbench.solvers import SOLVERS, CountingModel, NoiseSource, uniform_grid
+
+EVALS_PER_STEP = {
+    "euler": 1, "heun": 2, "rk4": 4, "euler_maruyama": 1, "ddim": 1, "ddpm_ancestral": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+class CallLog:
+    """A real path model (the oracle) that logs the batch size of each call:
+    an independent count to hold CountingModel and generate() against."""
+
+    def __init__(self, model):
+        self.model, self.calls, self.times = model, [], []
+
+    @property
+    def schedule(self):
+        return self.model.schedule
+
+    def predict(self, x, t):
+        self.calls.append(x.shape[0])
+        self.times.append(float(torch.as_tensor(t).max()))
+        return self.model.predict(x, t)
+
+
+def oracle(method="rectified_flow"):
+    return GaussianMixtureOracle(get_dataset("8gaussians").mixture, METHODS[method].schedule())
+
+
+def test_every_fixed_grid_solver_is_registered_with_a_count():
+    fixed = {name for name, spec in SOLVERS.items() if not spec.adaptive}
+    assert fixed == set(EVALS_PER_STEP)
+
+
+@pytest.mark.parametrize("solver", sorted(EVALS_PER_STEP))
+@pytest.mark.parametrize("steps", [1, 3, 10])
+def test_fixed_grid_counts(solver, steps):
+    model = CountingModel(oracle())
+    noise = NoiseSource(0, 16)
+    x = noise.initial((2,))
+    SOLVERS[solver].fn(model, x, uniform_grid(steps, 0.0, 1.0), noise)
+    assert model.nfe == EVALS_PER_STEP[solver] * steps
+
+
+@pytest.mark.parametrize("solver", sorted(EVALS_PER_STEP))
+def test_generate_reports_nfe_of_one_batch(solver):
+    method = METHODS["ddpm"]
+    network = NetworkModel(MLP(dim=2, width=16, depth=1), method, method.schedule())
+    result = generate(network, solver, 5, 50, seed=0, batch_size=20)
+    assert result.nfe == EVALS_PER_STEP[solver] * 5
+    assert result.nfe_per_batch == [result.nfe] * 3
+
+
+def test_dopri5_count_is_the_number_of_calls():
+    log = CallLog(oracle("probability_flow"))
+    result = generate(log, "dopri5", None, 40, seed=0, dim=2, batch_size=15, dtype=torch.float64)
+    assert sum(result.nfe_per_batch) == len(log.calls)
+    assert result.nfe == max(result.nfe_per_batch) > 6  # more than one dopri5 step
+    assert set(log.calls) == {15, 10}  # one call is one batched evaluation
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_dopri5_evaluates_only_inside_the_interval(method):
+    # torchdiffeq would probe far beyond t_end (t ~ 7) to choose its first step,
+    # and step past t_end; the VP schedule is NaN there.
+    log = CallLog(oracle(method))
+    result = generate(log, "dopri5", None, 32, seed=0, dim=2, dtype=torch.float64)
+    schedule = log.schedule
+    assert schedule.t_start <= min(log.times) and max(log.times) <= schedule.t_end
+    assert torch.isfinite(result.samples).all()
+
+
+def test_tighter_tolerance_costs_more():
+    model = oracle()
+    loose = generate(model, "dopri5", None, 64, seed=0, rtol=1e-3, atol=1e-3)
+    tight = generate(model, "dopri5", None, 64, seed=0, rtol=1e-7, atol=1e-7)
+    assert tight.nfe > loose.nfe
+
+
+def test_counter_reset():
+    model = CountingModel(oracle())
+    model.predict(torch.zeros(3, 2), 0.5)
+    model.predict(torch.zeros(3, 2), torch.full((3,), 0.5))
+    assert model.nfe == 2
+    model.reset()
+    assert model.nfe == 0
+    assert model.schedule is model.model.schedule

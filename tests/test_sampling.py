@@ -1,0 +1,137 @@
+"""generate(): batching, paired starting noise, settings, validation."""
+
+import json
+
+import pytest
+import torch
+
+from sfbench.data import get_dataset
+from sfbench.eval.oracle import GaussianMixtureOracle
+from sfbench.methods import METHODS
+from sfbench.model import NetworkModel
+from sfbench.models import MLP
+from sfbench.sampling import SampleResult, generate
+from sfbench.solvers import SOLVERS, NoiseSource
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def oracle(method="rectified_flow"):
+    return GaussianMixtureOracle(get_dataset("8gaussians").mixture, METHODS[method].schedule())
+
+
+def network(method="cfm"):
+    m = METHODS[method]
+    torch.manual_seed(0)
+    return NetworkModel(MLP(dim=2, width=16, depth=1), m, m.schedule())
+
+
+def test_result_and_settings():
+    model = oracle("ddpm")
+    result = generate(model, "ddim", 8, 30, seed=7, batch_size=12)
+    assert isinstance(result, SampleResult)
+    assert result.samples.shape == (30, 2) and result.samples.device.type == "cpu"
+    assert result.nfe == 8 and result.nfe_per_batch == [8, 8, 8]
+    assert result.wall_seconds > 0 and result.trajectory is None
+    s = result.settings
+    assert s["solver"] == "ddim" and s["solver_kind"] == "ode"
+    assert s["steps"] == 8 and s["options"] == {"eta": 0.0}  # defaults are recorded
+    assert (s["seed"], s["n_samples"], s["batch_size"], s["dim"]) == (7, 30, 12, 2)
+    assert s["grid"] == "uniform" and s["dtype"] == "float32"
+    assert (s["t_start"], s["t_end"]) == (model.schedule.t_start, model.schedule.t_end)
+    assert s["prior_std"] == model.schedule.prior_std()
+    assert s["schedule"] == model.schedule.describe()
+    json.dumps(s)  # result files are JSON
+
+
+def test_sample_i_starts_from_the_same_noise_everywhere():
+    model = oracle("cfm")
+    runs = [
+        generate(model, "euler", 3, 20, seed=9, record_trajectory=True),
+        generate(model, "rk4", 10, 20, seed=9, batch_size=7, record_trajectory=True),
+        generate(model, "euler_maruyama", 5, 20, seed=9, batch_size=3, record_trajectory=True),
+        generate(model, "dopri5", None, 20, seed=9, batch_size=20, record_trajectory=True),
+        generate(model, "ddim", 4, 20, seed=9, batch_size=1, record_trajectory=True, eta=0.3),
+    ]
+    expected = NoiseSource(9, 20).initial((2,), model.schedule.prior_std())
+    for run in runs:
+        torch.testing.assert_close(run.trajectory[0], expected, rtol=0, atol=0)
+    # a run with more samples extends, not reshuffles
+    more = generate(model, "heun", 2, 35, seed=9, batch_size=16, record_trajectory=True)
+    torch.testing.assert_close(more.trajectory[0, :20], expected, rtol=0, atol=0)
+
+
+def test_trajectory():
+    result = generate(oracle(), "heun", 6, 10, seed=0, batch_size=4, record_trajectory=True)
+    assert result.trajectory.shape == (7, 10, 2)
+    torch.testing.assert_close(result.trajectory[-1], result.samples)
+    adaptive = generate(oracle(), "dopri5", None, 10, seed=0, record_trajectory=True)
+    assert adaptive.trajectory.shape == (2, 10, 2)
+
+
+def test_deterministic_samples_do_not_depend_on_batch_size():
+    model = oracle("probability_flow")
+    whole = generate(model, "rk4", 5, 24, seed=1, dtype=torch.float64).samples
+    batched = generate(model, "rk4", 5, 24, seed=1, batch_size=5, dtype=torch.float64).samples
+    torch.testing.assert_close(batched, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_reproducible_and_seed_dependent():
+    for solver in ("euler_maruyama", "ddpm_ancestral"):
+        a = generate(oracle(), solver, 5, 16, seed=3, batch_size=8).samples
+        b = generate(oracle(), solver, 5, 16, seed=3, batch_size=8).samples
+        c = generate(oracle(), solver, 5, 16, seed=4, batch_size=8).samples
+        assert torch.equal(a, b) and not torch.allclose(a, c)
+
+
+def test_dtype_and_network_state():
+    assert generate(oracle(), "euler", 2, 5, seed=0, dtype=torch.float64).samples.dtype == (
+        torch.float64
+    )
+    model = network()
+    model.train()
+    result = generate(model, "heun", 3, 9, seed=0)
+    assert result.samples.dtype == torch.float32 and not result.samples.requires_grad
+    assert model.training  # restored after sampling in eval mode
+    assert result.settings["dim"] == 2  # inferred from the network
+
+
+def test_adaptive_solver_ignores_steps():
+    result = generate(oracle(), "dopri5", 50, 8, seed=0, rtol=1e-4)
+    assert result.settings["steps"] is None and result.settings["grid"] == "endpoints"
+    assert result.settings["options"] == {"rtol": 1e-4, "atol": 1e-5}
+
+
+@pytest.mark.parametrize("steps", [0, -2, None, 1.5])
+def test_bad_steps(steps):
+    with pytest.raises(ValueError, match="steps"):
+        generate(oracle(), "euler", steps, 4, seed=0)
+
+
+def test_bad_solver_and_option():
+    with pytest.raises(ValueError, match=r"unknown solver 'euler2'.*dopri5.*rk4"):
+        generate(oracle(), "euler2", 4, 4, seed=0)
+    with pytest.raises(ValueError, match=r"'rtol'.*'heun'.*valid options: none"):
+        generate(oracle(), "heun", 4, 4, seed=0, rtol=1e-3)
+    with pytest.raises(ValueError, match="eta"):
+        generate(oracle(), "ddim", 4, 4, seed=0, eta=2.0)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"n_samples": 0}, "n_samples"), ({"batch_size": 0}, "batch_size"), ({"seed": -1}, "seed"),
+])
+def test_bad_sizes(kwargs, name):
+    args = {"n_samples": 4, "seed": 0, **kwargs}
+    with pytest.raises(ValueError, match=name):
+        generate(oracle(), "euler", 2, **args)
+
+
+def test_every_solver_is_reachable_by_name():
+    for solver in SOLVERS:
+        assert generate(oracle(), solver, 2, 3, seed=0).samples.shape == (3, 2)

@@ -14,14 +14,6 @@ from sfbench.sampling import SampleResult, generate
 from sfbench.solvers import SOLVERS, NoiseSource
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def oracle(method="rectified_flow"):
     return GaussianMixtureOracle(get_dataset("8gaussians").mixture, METHODS[method].schedule())
 

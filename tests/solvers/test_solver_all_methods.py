@@ -14,14 +14,6 @@ from sfbench.solvers import SOLVERS
 N_SAMPLES = 300
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def models(method_name):
     method = METHODS[method_name]
     oracle = GaussianMixtureOracle(get_dataset("8gaussians").mixture, method.schedule())

@@ -23,16 +23,6 @@ MEAN = np.array([1.0, -2.0])
 STD = np.array([0.5, 2.0])
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors: intra-op threads only add synchronisation cost (and are
-    # very slow on a loaded 2-core machine).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gaussian_oracle(schedule):
     mixture = GaussianMixture(np.ones(1), MEAN[None], np.diag(STD**2)[None])
     return GaussianMixtureOracle(mixture, schedule)

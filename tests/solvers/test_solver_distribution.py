@@ -24,14 +24,6 @@ N_SAMPLES = 4000
 STEPS = 500
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # The VE path (dsm) is left out of the DDIM case on purpose: its prior
 # N(0, sigma_max^2 I) ignores the data mean, and a deterministic sampler carries
 # that start-up error (m / sigma_max = 0.1-0.2 standardised) to the end.

@@ -16,14 +16,6 @@ EVALS_PER_STEP = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class CallLog:
     """A real path model (the oracle) that logs the batch size of each call:
     an independent count to hold CountingModel and generate() against."""

@@ -9,6 +9,7 @@ t-density, output scaling). Adding a method is one entry in :data:`METHODS`.
 | dsm                | VE, geometric sigma           | score    | sigma^2   | uniform t            |
 | probability_flow   | continuous VP-SDE             | score    | sigma^2   | uniform t            |
 | cfm                | Lipman OT path                | velocity | 1         | uniform t            |
+| ot_cfm             | Lipman OT path, minibatch OT  | velocity | 1         | uniform t            |
 | rectified_flow     | linear path                   | velocity | 1         | uniform t            |
 
 Score models use the output scaling score = net(x, t) / sigma_t (NCSNv2's
@@ -124,6 +125,15 @@ METHODS: dict[str, Method] = {
             unit_weight,
             uniform_t,
             description="Conditional flow matching on the OT path (Lipman et al. 2023)",
+        ),
+        Method(
+            "ot_cfm",
+            OTSchedule,
+            "velocity",
+            unit_weight,
+            uniform_t,
+            coupling="ot",
+            description="CFM with the exact minibatch OT coupling (Tong et al. 2024)",
         ),
         Method(
             "rectified_flow",

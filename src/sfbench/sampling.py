@@ -8,6 +8,7 @@ NFE counting, timing and the record of every setting that shaped the samples.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from sfbench.model import PathModel
-from sfbench.solvers import CountingModel, NoiseSource, get_solver, uniform_grid
+from sfbench.solvers import CountingModel, NoiseSource, get_grid, get_solver
 
 
 @dataclass
@@ -36,6 +37,8 @@ class SampleResult:
         trajectory: [len(grid), n_samples, dim] states at every grid point
             if asked for (two points, start and end, for ``dopri5``), else None.
         nfe_per_batch: the counted NFE of each batch solve.
+        grid: the float64 time grid the solver was given (the two endpoints
+            for adaptive solvers), e.g. the times of ``trajectory``.
     """
 
     samples: Tensor
@@ -44,6 +47,7 @@ class SampleResult:
     settings: dict[str, Any]
     trajectory: Tensor | None = None
     nfe_per_batch: list[int] = field(default_factory=list)
+    grid: Tensor | None = None
 
 
 def infer_dim(model: PathModel) -> int:
@@ -74,6 +78,8 @@ def generate(
     n_samples: int,
     seed: int,
     *,
+    grid: str = "uniform",
+    grid_options: Mapping[str, Any] | None = None,
     dim: int | None = None,
     batch_size: int | None = None,
     record_trajectory: bool = False,
@@ -85,18 +91,24 @@ def generate(
 
     Sample i starts from ``prior_std * z_i`` with z_i drawn from (seed, i)
     only (:class:`~sfbench.solvers.NoiseSource`), so it starts from the same
-    point under every solver, step count and batch size. Deterministic
-    solvers therefore give the same sample i for every ``batch_size``;
-    stochastic solvers' step noise still depends on the batching, which is
-    why ``batch_size`` is recorded.
+    point under every solver, step count and batch size; the step noise of
+    stochastic solvers is the increments of sample i's own Brownian path,
+    also a function of (seed, i) only. So sample i does not depend on
+    ``batch_size`` for any solver, and changing ``steps`` or ``grid`` refines
+    the same Brownian path.
 
     Args:
         model: any path model (a network or the oracle).
         solver: a name in :data:`sfbench.solvers.SOLVERS`.
-        steps: number of uniform grid steps (>= 1); ignored, and recorded as
-            None, for adaptive solvers (``dopri5``).
+        steps: number of grid steps (>= 1); ignored, and recorded as None,
+            for adaptive solvers (``dopri5``).
         n_samples: number of samples (>= 1).
         seed: non-negative integer seed of all noise.
+        grid: name of the time grid in :data:`sfbench.solvers.GRIDS`
+            ("uniform", "edm", "logsnr"); adaptive solvers use only the
+            endpoints and record "endpoints".
+        grid_options: options of the grid (e.g. ``{"rho": 5}`` for "edm");
+            unknown ones raise ValueError.
         dim: data dimension; inferred from the model if None.
         batch_size: samples per solve; all at once if None.
         record_trajectory: keep the state at every grid point.
@@ -110,14 +122,18 @@ def generate(
     """
     spec = get_solver(solver)
     resolved = spec.resolve_options(options)
+    grid_spec = get_grid(grid)
+    grid_resolved = grid_spec.resolve_options(grid_options or {})
     schedule = model.schedule
     if spec.adaptive:
         steps = None
-        grid = torch.tensor([schedule.t_start, schedule.t_end], dtype=torch.float64)
+        grid_name, grid_resolved = "endpoints", {}
+        times = torch.tensor([schedule.t_start, schedule.t_end], dtype=torch.float64)
     else:
         if steps is None:
             raise ValueError(f"steps is required for solver {solver!r}")
-        grid = uniform_grid(steps, schedule.t_start, schedule.t_end)
+        grid_name = grid
+        times = grid_spec(steps, schedule, **grid_resolved)
     n_samples = _positive_int("n_samples", n_samples)
     batch_size = n_samples if batch_size is None else _positive_int("batch_size", batch_size)
     batch_size = min(batch_size, n_samples)
@@ -138,7 +154,8 @@ def generate(
         "batch_size": batch_size,
         "dim": dim,
         "dtype": str(dtype).removeprefix("torch."),
-        "grid": "endpoints" if spec.adaptive else "uniform",
+        "grid": grid_name,
+        "grid_options": grid_resolved,
         "t_start": schedule.t_start,
         "t_end": schedule.t_end,
         "prior_std": prior_std,
@@ -165,7 +182,7 @@ def generate(
                 counting = CountingModel(model)
                 tic = time.perf_counter()
                 x = spec.fn(
-                    counting, x, grid, batch_noise,
+                    counting, x, times, batch_noise,
                     callback=record if record_trajectory else None, **resolved,
                 )
                 if device.type == "cuda":
@@ -186,4 +203,5 @@ def generate(
         settings=settings,
         trajectory=torch.cat(paths, dim=1) if record_trajectory else None,
         nfe_per_batch=nfes,
+        grid=times,
     )

@@ -9,10 +9,11 @@ from sfbench.methods import METHODS
 from sfbench.model import NetworkModel
 from sfbench.models import MLP
 from sfbench.sampling import generate
-from sfbench.solvers import SOLVERS, CountingModel, NoiseSource, uniform_grid
+from sfbench.solvers import GRIDS, SOLVERS, CountingModel, NoiseSource, uniform_grid
 
 EVALS_PER_STEP = {
-    "euler": 1, "heun": 2, "rk4": 4, "euler_maruyama": 1, "ddim": 1, "ddpm_ancestral": 1,
+    "euler": 1, "heun": 2, "midpoint": 2, "rk4": 4, "euler_maruyama": 1, "ddim": 1,
+    "ddpm_ancestral": 1, "pc": 2, "dpm_solver_pp_2m": 1, "edm_heun": 2,
 }
 
 
@@ -45,20 +46,47 @@ def test_every_fixed_grid_solver_is_registered_with_a_count():
 @pytest.mark.parametrize("solver", sorted(EVALS_PER_STEP))
 @pytest.mark.parametrize("steps", [1, 3, 10])
 def test_fixed_grid_counts(solver, steps):
-    model = CountingModel(oracle())
-    noise = NoiseSource(0, 16)
-    x = noise.initial((2,))
-    SOLVERS[solver].fn(model, x, uniform_grid(steps, 0.0, 1.0), noise)
-    assert model.nfe == EVALS_PER_STEP[solver] * steps
+    # Counted by an independent call log, on every path (the flow paths take
+    # special first / last steps in dpm_solver_pp_2m and edm_heun).
+    for method in ("rectified_flow", "probability_flow", "dsm"):
+        log = CallLog(oracle(method))
+        model = CountingModel(log)
+        noise = NoiseSource(0, 16)
+        x = noise.initial((2,), model.schedule.prior_std())
+        for grid in GRIDS:
+            model.reset()
+            log.calls.clear()
+            SOLVERS[solver].fn(model, x, GRIDS[grid](steps, model.schedule), noise)
+            assert model.nfe == len(log.calls) == EVALS_PER_STEP[solver] * steps, (method, grid)
+
+
+@pytest.mark.parametrize("corrector_steps", [0, 1, 3])
+def test_pc_counts_one_plus_corrector_steps(corrector_steps):
+    model = CountingModel(oracle("dsm"))
+    noise = NoiseSource(0, 8)
+    x = noise.initial((2,), model.schedule.prior_std())
+    SOLVERS["pc"].fn(model, x, uniform_grid(7, 0.0, 1.0), noise, corrector_steps=corrector_steps)
+    assert model.nfe == (1 + corrector_steps) * 7
+
+
+@pytest.mark.parametrize("method", ["probability_flow", "rectified_flow"])
+def test_edm_heun_with_churn_still_costs_two_per_step(method):
+    model = CountingModel(oracle(method))
+    noise = NoiseSource(0, 8)
+    x = noise.initial((2,), model.schedule.prior_std())
+    grid = GRIDS["edm"](9, model.schedule)
+    SOLVERS["edm_heun"].fn(model, x, grid, noise, s_churn=40.0)
+    assert model.nfe == 18
 
 
 @pytest.mark.parametrize("solver", sorted(EVALS_PER_STEP))
 def test_generate_reports_nfe_of_one_batch(solver):
     method = METHODS["ddpm"]
     network = NetworkModel(MLP(dim=2, width=16, depth=1), method, method.schedule())
-    result = generate(network, solver, 5, 50, seed=0, batch_size=20)
-    assert result.nfe == EVALS_PER_STEP[solver] * 5
-    assert result.nfe_per_batch == [result.nfe] * 3
+    for grid in GRIDS:
+        result = generate(network, solver, 5, 50, seed=0, batch_size=20, grid=grid)
+        assert result.nfe == EVALS_PER_STEP[solver] * 5
+        assert result.nfe_per_batch == [result.nfe] * 3
 
 
 def test_dopri5_count_is_the_number_of_calls():

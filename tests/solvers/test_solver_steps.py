@@ -34,7 +34,7 @@ def test_ancestral_step_is_ho_et_al_algorithm_2(k):
     beta_tilde = (1 - abar[k - 1]) / (1 - abar[k]) * beta
     t, s = 1 - k / 1000, 1 - (k - 1) / 1000
     eps = model.predict(x, t).eps
-    z = noise.step(0, x)
+    z = noise.step_normal(t, s, x)
     expected = (x - beta / math.sqrt(1 - abar[k]) * eps) / math.sqrt(1 - beta)
     expected = expected + math.sqrt(beta_tilde) * z
     got = ddpm_ancestral(model, x, torch.tensor([t, s], dtype=torch.float64), noise)
@@ -80,7 +80,8 @@ def test_euler_maruyama_uses_the_paths_diffusion_where_the_cap_does_not_bind():
     sigma = float(schedule(torch.tensor(t, dtype=torch.float64)).sigma)
     assert g2 < sigma**2 / h  # the cap is not active here
     got = euler_maruyama(model, x, torch.tensor([t, t + h], dtype=torch.float64), noise)
-    torch.testing.assert_close(got, em_step_by_hand(model, x, t, h, g2, noise.step(0, x)))
+    dw = noise.step(t, t + h, x)
+    torch.testing.assert_close(got, em_step_by_hand(model, x, t, h, g2, dw / math.sqrt(h)))
 
 
 def test_euler_maruyama_caps_the_infinite_diffusion_at_alpha_zero():
@@ -90,7 +91,8 @@ def test_euler_maruyama_caps_the_infinite_diffusion_at_alpha_zero():
     h = 0.25
     assert math.isinf(float(schedule.diffusion_squared(torch.tensor(0.0, dtype=torch.float64))))
     got = euler_maruyama(model, x, torch.tensor([0.0, h], dtype=torch.float64), noise)
-    expected = em_step_by_hand(model, x, 0.0, h, 1.0 / h, noise.step(0, x))  # sigma_0^2 / h
+    z = noise.step_normal(0.0, h, x)
+    expected = em_step_by_hand(model, x, 0.0, h, 1.0 / h, z)  # gamma^2 = sigma_0^2 / h
     torch.testing.assert_close(got, expected)
     assert torch.isfinite(got).all()
 

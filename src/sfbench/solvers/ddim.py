@@ -76,7 +76,9 @@ def ddim(
         pred = model.predict(x, t)
         x = alpha_s * pred.x0 + math.sqrt(max(0.0, sigma_s**2 - c**2)) * pred.eps
         if c > 0:
-            x = x + c * noise.step(k, x)
+            # The standardised Brownian increment of the step, so that the noise of sample i
+            # is one path, refined with the grid (see solvers.noise).
+            x = x + c * noise.step_normal(t, s, x)
         return x
 
     return walk_grid(grid, x, step, callback)

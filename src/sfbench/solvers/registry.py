@@ -13,7 +13,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from sfbench.solvers.ddim import ddim, ddpm_ancestral
-from sfbench.solvers.ode import dopri5, euler, heun, rk4
+from sfbench.solvers.dpm_solver import dpm_solver_pp_2m
+from sfbench.solvers.edm import edm_heun
+from sfbench.solvers.ode import dopri5, euler, heun, midpoint, rk4
+from sfbench.solvers.options import resolve_options
+from sfbench.solvers.pc import pc
 from sfbench.solvers.sde import euler_maruyama
 
 
@@ -48,14 +52,7 @@ class SolverSpec:
         Raises:
             ValueError: naming any unknown option and the valid ones.
         """
-        unknown = sorted(set(options) - set(self.defaults))
-        if unknown:
-            valid = ", ".join(sorted(self.defaults)) or "none"
-            raise ValueError(
-                f"unknown option(s) {', '.join(map(repr, unknown))} for solver {self.name!r}; "
-                f"valid options: {valid}"
-            )
-        return {**self.defaults, **options}
+        return resolve_options("solver", self.name, self.defaults, options)
 
 
 SOLVERS: dict[str, SolverSpec] = {
@@ -63,6 +60,9 @@ SOLVERS: dict[str, SolverSpec] = {
     for s in (
         SolverSpec("euler", euler, "ode", description="explicit Euler on the probability-flow ODE"),
         SolverSpec("heun", heun, "ode", description="Heun (2nd order, 2 NFE per step)"),
+        SolverSpec(
+            "midpoint", midpoint, "ode", description="explicit midpoint (2nd order, 2 NFE/step)"
+        ),
         SolverSpec("rk4", rk4, "ode", description="classical Runge-Kutta (4th order, 4 NFE/step)"),
         SolverSpec(
             "dopri5", dopri5, "ode", {"rtol": 1e-5, "atol": 1e-5},
@@ -79,6 +79,19 @@ SOLVERS: dict[str, SolverSpec] = {
         SolverSpec(
             "ddpm_ancestral", ddpm_ancestral, "sde",
             description="ancestral sampling from the forward posterior (DDIM with eta = 1)",
+        ),
+        SolverSpec(
+            "pc", pc, "sde", {"predictor": "euler_maruyama", "snr": 0.16, "corrector_steps": 1},
+            description="predictor-corrector: reverse-SDE step + Langevin corrector (Song 2021)",
+        ),
+        SolverSpec(
+            "dpm_solver_pp_2m", dpm_solver_pp_2m, "ode",
+            description="DPM-Solver++(2M), multistep 2nd order in log-SNR (Lu et al. 2022)",
+        ),
+        SolverSpec(
+            "edm_heun", edm_heun, "ode",
+            {"s_churn": 0.0, "s_tmin": 0.0, "s_tmax": None, "s_noise": 1.0},
+            description="EDM Heun in sigma/alpha, optional churn (deterministic at s_churn = 0)",
         ),
     )
 }

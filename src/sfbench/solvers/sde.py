@@ -31,12 +31,13 @@ def euler_maruyama(
 ) -> Tensor:
     r"""Euler-Maruyama on the reverse SDE, with a step-size-dependent cap on gamma.
 
-    One step from t to s = t + h, with :math:`z_k` = ``noise.step(k, x)``:
+    One step from t to s = t + h, with the sample's Brownian increment
+    :math:`\Delta W` = ``noise.step(t, s, x)`` (variance h):
 
     .. math::
         \gamma^2 &= \min\left(g^2(t),\ \sigma_t^2 / h\right), \\
         x_s &= x_t + h \left[v - \frac{\gamma^2}{2 \sigma_t} \hat\epsilon\right]
-              + \sqrt{\gamma^2 h}\, z_k,
+              + \gamma\, \Delta W,
 
     using :math:`\nabla \log p_t = -\hat\epsilon / \sigma_t` so that no score
     is formed (it is singular where sigma = 0; there gamma = 0).
@@ -55,22 +56,29 @@ def euler_maruyama(
     Raises:
         ValueError: if the schedule's g^2 is negative or NaN on the grid.
     """
-    schedule = model.schedule
 
     def step(k: int, t: float, s: float, x: Tensor) -> Tensor:
-        h = s - t
-        t64 = torch.tensor(t, dtype=torch.float64)
-        sigma = float(schedule(t64).sigma)
-        g2 = float(schedule.diffusion_squared(t64))
-        if not g2 >= 0:  # also catches NaN
-            raise ValueError(f"diffusion_squared({t}) = {g2}: the reverse SDE is undefined there")
-        gamma2 = min(g2, sigma**2 / h)
-        pred = model.predict(x, t)
-        # gamma^2 / (2 sigma) <= sigma / (2 h) -> 0 as sigma -> 0: the Langevin drift vanishes.
-        langevin = gamma2 / (2.0 * sigma) if sigma > 0 else 0.0
-        x = x + h * (pred.velocity - langevin * pred.eps)
-        if gamma2 > 0:
-            x = x + math.sqrt(gamma2 * h) * noise.step(k, x)
-        return x
+        return euler_maruyama_step(model, x, t, s, noise.step(t, s, x))
 
     return walk_grid(grid, x, step, callback)
+
+
+def euler_maruyama_step(model: PathModel, x: Tensor, t: float, s: float, dw: Tensor) -> Tensor:
+    """One step of :func:`euler_maruyama` from t to s with the Brownian increment ``dw``.
+
+    Shared with the predictor of :func:`~sfbench.solvers.pc.pc`. One model evaluation.
+    """
+    h = s - t
+    t64 = torch.tensor(t, dtype=torch.float64)
+    sigma = float(model.schedule(t64).sigma)
+    g2 = float(model.schedule.diffusion_squared(t64))
+    if not g2 >= 0:  # also catches NaN
+        raise ValueError(f"diffusion_squared({t}) = {g2}: the reverse SDE is undefined there")
+    gamma2 = min(g2, sigma**2 / h)
+    pred = model.predict(x, t)
+    # gamma^2 / (2 sigma) <= sigma / (2 h) -> 0 as sigma -> 0: the Langevin drift vanishes.
+    langevin = gamma2 / (2.0 * sigma) if sigma > 0 else 0.0
+    x = x + h * (pred.velocity - langevin * pred.eps)
+    if gamma2 > 0:
+        x = x + math.sqrt(gamma2) * dw
+    return x

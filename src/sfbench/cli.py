@@ -21,6 +21,8 @@ COMMANDS = (
     "train",
     "sample",
     "evaluate",
+    "sweep",
+    "report",
 )
 
 

@@ -1,0 +1,52 @@
+# sfbench pipeline: data -> train -> sampling sweeps -> evaluation -> report.
+#
+#   snakemake --profile profiles/default                               # default preset
+#   snakemake --profile profiles/default --configfile config/smoke.yaml
+#
+# The rules live in workflow/rules/, one file per stage; each calls the
+# package's CLI (python -m sfbench ...). docs/PIPELINE.md explains the layout,
+# MLflow tracking and the DVC round trip.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+if not config:
+    configfile: "config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+validate_config(config)  # before any job: a wrong key, type or name stops here
+# Inherited by every job (read by `sfbench` itself): the MLflow experiment of
+# the preset, unless already set, and the config hash every run is tagged with.
+os.environ.setdefault("SFBENCH_MLFLOW_EXPERIMENT", config["mlflow_experiment"])
+os.environ.update(SFBENCH_CONFIG_HASH=config_hash(config))
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    method=r"[A-Za-z0-9_]+",
+    seed=r"\d+",
+
+
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/sample.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+onstart:
+    # MLflow's SQLite store breaks when parallel jobs create it together.
+    if not workflow.touch:
+        from sfbench.tracking import ensure_tracking_store
+
+        ensure_tracking_store()
+
+
+rule all:
+    default_target: True
+    input:
+        "results/report/report.html",

@@ -1,0 +1,136 @@
+"""Time the Snakemake pipeline on one preset, end to end, with a per-stage breakdown.
+
+    python benchmarks/pipeline_timing.py --preset default --cores 2
+    python benchmarks/pipeline_timing.py --preset smoke --cores 2 --workdir /tmp/smoke-run
+
+Copies the workflow files into a fresh working directory (new results, new
+MLflow database), runs ``snakemake --cores N --configfile config/<preset>.yaml``
+and prints, per rule, the number of jobs, the summed job wall time and CPU
+time (from the rules' ``benchmark:`` files; Snakemake samples a job's CPU time
+periodically, so short jobs are undercounted). The totals are the wall time of
+the whole ``snakemake`` command and the CPU time of it and every process it
+started (``getrusage(RUSAGE_CHILDREN)``). The load average is sampled during
+the run: other processes on the machine slow it down, and then total CPU /
+cores is the better estimate of the wall time on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
+
+
+def prepare(workdir: Path) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src, dst = REPO / name, workdir / name
+        if dst.exists():
+            shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+        shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
+
+
+def read_benchmarks(workdir: Path) -> dict[str, list[dict]]:
+    """{rule: [{"s": wall seconds, "cpu_time": seconds}, ...]} from logs/benchmarks/<rule>/."""
+    out: dict[str, list[dict]] = {}
+    root = workdir / "logs" / "benchmarks"
+    for path in sorted(root.rglob("*.tsv")):
+        rule = path.relative_to(root).parts[0]
+        with path.open() as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                out.setdefault(rule, []).append(
+                    {"s": float(row["s"]), "cpu_time": float(row.get("cpu_time") or "nan"),
+                     "mtime": path.stat().st_mtime}
+                )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--workdir", help="working directory (default: a new temporary one)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"sfbench-{args.preset}-"))
+    prepare(workdir)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", "SFBENCH_MLFLOW_EXPERIMENT")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    snakemake = Path(sys.executable).with_name("snakemake")
+    load_before = os.getloadavg()
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample_load() -> None:
+        while not done.wait(10.0):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
+    sampler.start()
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.time()
+    proc = subprocess.run(
+        [str(snakemake), "--cores", str(args.cores), "--configfile",
+         f"config/{args.preset}.yaml"],
+        cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    total = time.time() - start
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done.set()
+    cpu_total = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    mean_load = sum(loads) / len(loads) if loads else float("nan")
+    (workdir / "snakemake.out").write_text(proc.stdout)
+    if proc.returncode != 0:
+        print(proc.stdout[-5000:], file=sys.stderr)
+        print(f"snakemake failed (exit {proc.returncode}); workdir {workdir}", file=sys.stderr)
+        return 1
+
+    bench = read_benchmarks(workdir)
+    rows = []
+    for rule, jobs in bench.items():
+        rows.append({
+            "rule": rule, "jobs": len(jobs),
+            "wall_s_sum": sum(j["s"] for j in jobs),
+            "cpu_s_sum": sum(j["cpu_time"] for j in jobs),
+            "wall_s_mean": sum(j["s"] for j in jobs) / len(jobs),
+        })
+    order = ["data", "reference", "train", "sweep", "nll", "report"]
+    rows.sort(key=lambda r: order.index(r["rule"]) if r["rule"] in order else len(order))
+    figures = {
+        "preset": args.preset, "cores": args.cores, "total_wall_s": total,
+        "total_cpu_s": cpu_total, "mean_load_during": mean_load,
+        "load_average_before": load_before, "machine": platform.platform(),
+        "cpu_count": os.cpu_count(), "workdir": str(workdir), "rules": rows,
+    }
+    print(f"preset {args.preset}, --cores {args.cores}: {total:.0f} s wall "
+          f"({total / 60:.1f} min), {cpu_total:.0f} s CPU in all processes "
+          f"(CPU / cores = {cpu_total / args.cores / 60:.1f} min); load average "
+          f"{load_before[0]:.2f} before, {mean_load:.2f} on average during the run")
+    print("| rule | jobs | job wall time, sum (s) | CPU time, sum (s) | mean per job (s) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['rule']} | {r['jobs']} | {r['wall_s_sum']:.0f} | {r['cpu_s_sum']:.0f} "
+              f"| {r['wall_s_mean']:.1f} |")
+    print(f"workdir: {workdir}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,304 @@
+"""``sfbench sweep``: sample one model with every solver x step count, evaluating each cell.
+
+The model (a trained file or the analytic oracle) is loaded once; each
+fixed-step solver runs at every ``--steps`` count and each adaptive solver at
+every tolerance of ``--adaptive NAME:TOL,TOL`` (rtol = atol). Every sample set
+is compared with the test split of ``--data`` (exact W2, unbiased MMD^2,
+Frechet distance of the coordinates). Sample i starts from the same noise in
+every cell (paired comparisons). ``--out`` holds every cell's samples
+(``<solver>__steps<N>`` / ``<solver>__tol<T>``) and, with ``--trajectory``,
+the ODE trajectories of the first points of one cell.
+
+``--reference`` measures the noise floor instead: draws of the dataset that
+are independent of the test split, of the same size as a sample set,
+compared with the test split by the same metrics.
+
+Inside a tracked job every cell is also a nested MLflow run of the sweep run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+
+from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.errors import SfbenchError
+from sfbench.io import load_array, save_npz
+
+METRICS = ("w2", "mmd", "fid")
+
+
+def adaptive_spec(text: str) -> tuple[str, list[float]]:
+    """``dopri5:1e-3,1e-5`` -> ("dopri5", [1e-3, 1e-5])."""
+    name, sep, tols = text.partition(":")
+    try:
+        values = [float(t) for t in tols.split(",") if t]
+    except ValueError:
+        values = []
+    if not sep or not name or not values or any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected SOLVER:TOL[,TOL...] with 0 < TOL < 1, got {text!r}"
+        )
+    return name, values
+
+
+def trajectory_spec(text: str) -> tuple[str, int, int]:
+    """``heun:32:200`` -> ("heun", 32, 200)."""
+    parts = text.split(":")
+    try:
+        solver, steps, n_points = parts[0], int(parts[1]), int(parts[2])
+    except (IndexError, ValueError):
+        solver, steps, n_points = "", 0, 0
+    if len(parts) != 3 or not solver or steps < 1 or n_points < 1:
+        raise argparse.ArgumentTypeError(f"expected SOLVER:STEPS:N_POINTS, got {text!r}")
+    return solver, steps, n_points
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "sweep", help="sample one model over solvers x step counts and evaluate every cell",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("what to sample")
+    choice = src.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--model", help="model file written by `sfbench train`")
+    choice.add_argument("--oracle", action="store_true", help="the exact Gaussian-mixture model")
+    choice.add_argument(
+        "--reference", action="store_true",
+        help="independent draws of the dataset itself (the metrics' noise floor)",
+    )
+    src.add_argument("--method", help="path of the oracle")
+    src.add_argument("--dataset", help="dataset of the oracle or the reference")
+    p.add_argument("--data", required=True, help=".npz from `sfbench data` (array `test`)")
+    p.add_argument(
+        "--solvers", nargs="+", default=[],
+        help="fixed-step solvers, each run at every --steps ('none' for no fixed-step solver)",
+    )
+    p.add_argument("--steps", nargs="+", type=positive_int, default=[], help="step counts")
+    p.add_argument(
+        "--adaptive", type=adaptive_spec, action="append", default=[], metavar="SOLVER:TOL,...",
+        help="an adaptive solver and its tolerances, rtol = atol (repeatable)",
+    )
+    p.add_argument("--n-samples", type=positive_int, help="samples per cell (default: n_test)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="noise seed (model) or first data seed of the reference draws")
+    p.add_argument("--reference-draws", type=positive_int, default=3,
+                   help="independent draws averaged by --reference")
+    p.add_argument("--trajectory", type=trajectory_spec, metavar="SOLVER:STEPS:N_POINTS",
+                   help="also store the trajectories of the first N_POINTS samples of one cell")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="sampling device")
+    p.add_argument("--out", help=".npz of every cell's samples (required unless --reference)")
+    p.add_argument("--plot", help="PNG of sample scatter plots, one panel per cell")
+    add_result(p)
+    return p
+
+
+def cell_key(solver: str, steps: int | None, tol: float | None) -> str:
+    return f"{solver}/steps{steps}" if tol is None else f"{solver}/tol{tol:g}"
+
+
+def npz_key(key: str) -> str:
+    return key.replace("/", "__")
+
+
+def sample_metrics(samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    """W2, MMD^2 and coordinate FID; NaN (with the reason) if a sample is not finite."""
+    from sfbench.eval.distances import frechet_distance_coords, mmd, wasserstein2
+
+    finite = np.isfinite(samples).all(axis=1)
+    if not finite.all():
+        return {name: math.nan for name in METRICS}
+    return {
+        "w2": wasserstein2(samples, test),
+        "mmd": mmd(samples, test),
+        "fid": frechet_distance_coords(samples, test),
+    }
+
+
+def _cells(args) -> list[tuple[str, int | None, float | None]]:
+    solvers = [] if args.solvers == ["none"] else args.solvers
+    if solvers and not args.steps:
+        raise SfbenchError("--solvers needs --steps")
+    cells = [(s, n, None) for s in solvers for n in args.steps]
+    cells += [(name, None, tol) for name, tols in args.adaptive for tol in tols]
+    if not cells:
+        raise SfbenchError("nothing to sample: give --solvers with --steps, or --adaptive")
+    return cells
+
+
+def _check_solvers(cells, trajectory) -> None:
+    from sfbench.solvers.registry import get_solver
+
+    for solver, steps, _tol in cells:
+        spec = get_solver(solver)
+        if spec.adaptive != (steps is None):
+            kind = "adaptive (use --adaptive)" if spec.adaptive else "fixed-step (use --solvers)"
+            raise SfbenchError(f"solver {solver!r} is {kind}")
+    if trajectory and get_solver(trajectory[0]).adaptive:
+        raise SfbenchError("--trajectory needs a fixed-step solver")
+
+
+def run_reference(args, test: np.ndarray) -> dict:
+    from sfbench.data import get_dataset
+
+    if not args.dataset:
+        raise SfbenchError("--reference needs --dataset")
+    ds = get_dataset(args.dataset)
+    n = args.n_samples or test.shape[0]
+    draws = []
+    for k in range(args.reference_draws):
+        # A data seed other than the test split's, so the draw is independent of it.
+        x = ds.sample(n, args.seed + k, "test")
+        draws.append({"data_seed": args.seed + k, **sample_metrics(x, test)})
+    result = {"draws": draws}
+    for name in METRICS:
+        values = np.array([d[name] for d in draws])
+        result[name] = float(values.mean())
+        result[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return {
+        "command": "sweep",
+        "settings": {
+            "mode": "reference",
+            "dataset": ds.name,
+            "data": args.data,
+            "n_samples": n,
+            "n_test": int(test.shape[0]),
+            "reference_seeds": [args.seed + k for k in range(args.reference_draws)],
+        },
+        "result": result,
+        "outputs": [],
+    }
+
+
+def run(args) -> dict:
+    test = load_array(args.data, "test")
+    if args.reference:
+        return run_reference(args, test)
+    if not args.out:
+        raise SfbenchError("--out is required (the samples of every cell)")
+    cells = _cells(args)
+    _check_solvers(cells, args.trajectory)
+
+    import torch
+
+    from sfbench.commands.common import load_path_model
+    from sfbench.sampling import generate
+    from sfbench.tracking import active_tracker
+
+    tic = time.perf_counter()
+    model, model_info = load_path_model(args)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SfbenchError("--device cuda but no CUDA device is available")
+        model = model.to("cuda")
+    load_seconds = time.perf_counter() - tic
+    n = args.n_samples or int(test.shape[0])
+    tracker = active_tracker()
+    common = {
+        "method": model_info.get("method"),
+        "dataset": model_info.get("dataset"),
+        "seed": model_info.get("seed"),
+    }
+
+    arrays: dict[str, np.ndarray] = {}
+    rows = []
+    sampling_settings = None
+    for solver, steps, tol in cells:
+        options = {} if tol is None else {"rtol": tol, "atol": tol}
+        res = generate(model, solver, steps, n, args.seed, **options)
+        samples = res.samples.numpy().astype(np.float32)
+        tic = time.perf_counter()
+        metrics = sample_metrics(samples, test)
+        eval_seconds = time.perf_counter() - tic
+        key = cell_key(solver, steps, tol)
+        arrays[npz_key(key)] = samples
+        row = {
+            "key": key,
+            "solver": solver,
+            "solver_kind": res.settings["solver_kind"],
+            "steps": steps,
+            "tolerance": tol,
+            "options": res.settings["options"],
+            "nfe": int(res.nfe),
+            "sample_seconds": float(res.wall_seconds),
+            "eval_seconds": eval_seconds,
+            "n_finite": int(np.isfinite(samples).all(axis=1).sum()),
+            **metrics,
+        }
+        rows.append(row)
+        sampling_settings = sampling_settings or {
+            k: v for k, v in res.settings.items()
+            if k not in ("solver", "solver_kind", "steps", "options")
+        }
+        if tracker is not None:
+            cell_settings = {
+                **common, "solver": solver, "steps": steps, "options": res.settings["options"],
+                "n_samples": n, "n_test": int(test.shape[0]), "sampling_seed": args.seed,
+            }
+            cell_result = {k: row[k] for k in ("nfe", "sample_seconds", "n_finite", *METRICS)}
+            tracker.log_child(key, cell_settings, cell_result)
+
+    trajectory_info = None
+    if args.trajectory:
+        solver, steps, n_points = args.trajectory
+        res = generate(model, solver, steps, min(n_points, n), args.seed, record_trajectory=True)
+        arrays["trajectory"] = res.trajectory.numpy().astype(np.float32)
+        from sfbench.solvers import uniform_grid
+
+        arrays["trajectory_t"] = uniform_grid(
+            steps, model.schedule.t_start, model.schedule.t_end
+        ).numpy()
+        trajectory_info = {"solver": solver, "steps": steps, "n_points": min(n_points, n)}
+    save_npz(args.out, **arrays)
+
+    outputs = [args.out]
+    if args.plot:
+        from sfbench.report.plots import save_sweep_grid
+
+        save_sweep_grid(args.plot, arrays, rows, test, title=_title(model_info))
+        outputs.append(args.plot)
+
+    finite = [r for r in rows if math.isfinite(r["w2"])]
+    best = min(finite, key=lambda r: r["w2"]) if finite else None
+    result = {
+        "cells": rows,
+        "n_cells": len(rows),
+        "n_cells_finite": len(finite),
+        "load_seconds": load_seconds,
+        "sample_seconds": sum(r["sample_seconds"] for r in rows),
+        "eval_seconds": sum(r["eval_seconds"] for r in rows),
+    }
+    if best is not None:
+        result.update(
+            best_key=best["key"], best_w2=best["w2"], best_mmd=best["mmd"],
+            best_fid=best["fid"], best_nfe=best["nfe"],
+        )
+    return {
+        "command": "sweep",
+        "settings": {
+            "mode": "model",
+            "model": model_info,
+            **common,
+            "data": args.data,
+            "n_samples": n,
+            "n_test": int(test.shape[0]),
+            "sampling_seed": args.seed,
+            "solvers": sorted({c[0] for c in cells if c[2] is None}),
+            "steps": list(args.steps),
+            "adaptive": {name: tols for name, tols in args.adaptive},
+            "trajectory": trajectory_info,
+            "sampling": sampling_settings,
+            "device": args.device,
+        },
+        "result": result,
+        "outputs": outputs,
+    }
+
+
+def _title(info: dict) -> str:
+    if info.get("source") == "oracle":
+        return f"oracle / {info.get('method')} / {info.get('dataset')}"
+    return f"{info.get('dataset')} / {info.get('method')} / seed {info.get('seed')}"

@@ -1,0 +1,186 @@
+"""The report's figures, rendered to PNG bytes with matplotlib's Agg backend.
+
+- :func:`metric_vs_nfe`: a metric against NFE (log axis), one panel per
+  method, one line per solver, the reference noise floor dashed;
+- :func:`sample_grid`: scatter plots, methods x solvers, each at the solver's
+  best setting for that method, next to the test split;
+- :func:`trajectories`: ODE trajectories from noise (t = 0) to data (t = 1);
+- :func:`save_sweep_grid`: one model's sweep, solvers x settings (an MLflow artifact).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sfbench.io import atomic_write_bytes  # noqa: E402
+
+DPI = 80
+METRIC_LABELS = {"w2": "W2", "mmd": "MMD$^2$", "fid": "FID (coordinates)"}
+
+
+def to_png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _lim(test: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    lo, hi = np.percentile(test, 0.5, axis=0), np.percentile(test, 99.5, axis=0)
+    pad = 0.15 * (hi - lo)
+    return (lo[0] - pad[0], hi[0] + pad[0]), (lo[1] - pad[1], hi[1] + pad[1])
+
+
+def _scatter(ax, points: np.ndarray, lims, title: str, color="C0") -> None:
+    pts = points[np.isfinite(points).all(axis=1)]
+    ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.6, color=color, linewidths=0)
+    ax.set_xlim(*lims[0])
+    ax.set_ylim(*lims[1])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=8)
+
+
+def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
+                  reference: float | None = None) -> bytes:
+    """``metric`` (mean over seeds) against NFE for every method (panel) and solver (line)."""
+    d = means[means["dataset"] == dataset]
+    methods = list(dict.fromkeys(d["method"]))
+    solvers = list(dict.fromkeys(d["solver"]))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(solvers)}
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0),
+                             sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods, strict=True):
+        for solver in solvers:
+            s = d[(d["method"] == method) & (d["solver"] == solver)].sort_values("nfe_mean")
+            s = s[np.isfinite(s[f"{metric}_mean"])]
+            if not len(s):
+                continue
+            ax.errorbar(s["nfe_mean"], s[f"{metric}_mean"], yerr=s[f"{metric}_std"],
+                        marker="o", markersize=3, linewidth=1, capsize=2,
+                        color=colors[solver], label=solver)
+        if reference is not None and math.isfinite(reference):
+            ax.axhline(reference, color="k", linestyle="--", linewidth=0.8,
+                       label="test vs. independent draw")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        if metric in ("w2", "fid"):
+            ax.set_yscale("log")
+        ax.set_title(method, fontsize=9)
+        ax.set_xlabel("NFE")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8,
+               bbox_to_anchor=(0.5, -0.12))
+    fig.suptitle(f"{dataset}: {METRIC_LABELS.get(metric, metric)} against NFE "
+                 "(mean over seeds, error bar = std)", fontsize=10)
+    return to_png(fig)
+
+
+def sample_grid(best: pd.DataFrame, dataset: str, test: np.ndarray,
+                samples: dict[tuple[str, str], np.ndarray]) -> bytes:
+    """Scatter plots: a row per method, a column per solver at its best setting.
+
+    ``samples[(method, key)]`` holds the sample set of one training seed.
+    """
+    b = best[best["dataset"] == dataset]
+    methods = list(dict.fromkeys(b["method"]))
+    solvers = list(dict.fromkeys(b["solver"]))
+    lims = _lim(test)
+    fig, axes = plt.subplots(len(methods), len(solvers) + 1,
+                             figsize=(2.1 * (len(solvers) + 1), 2.2 * len(methods)),
+                             squeeze=False)
+    for i, method in enumerate(methods):
+        _scatter(axes[i][0], test, lims, f"test split\n({method})", color="k")
+        for j, solver in enumerate(solvers, start=1):
+            ax = axes[i][j]
+            row = b[(b["method"] == method) & (b["solver"] == solver)]
+            if not len(row):
+                ax.axis("off")
+                continue
+            row = row.iloc[0]
+            pts = samples.get((method, row["key"]))
+            if pts is None:
+                ax.axis("off")
+                continue
+            _scatter(ax, pts, lims, f"{method}\n{row['setting']}\nW2 {row['w2']:.3g}")
+    fig.suptitle(f"{dataset}: samples at each solver's best setting", fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def trajectories(paths: dict[str, tuple[np.ndarray, np.ndarray]], dataset: str,
+                 test: np.ndarray) -> bytes:
+    """ODE trajectories (one panel per method): grey paths, noise start blue, end red.
+
+    ``paths[method] = (trajectory [steps + 1, n, 2], t [steps + 1])``.
+    """
+    methods = list(paths)
+    lims = _lim(test)
+    fig, axes = plt.subplots(1, len(methods), figsize=(2.6 * len(methods), 2.8), squeeze=False)
+    for ax, method in zip(axes[0], methods, strict=True):
+        traj, _t = paths[method]
+        finite = np.isfinite(traj).all(axis=(0, 2))
+        traj = traj[:, finite]
+        ax.scatter(test[:, 0], test[:, 1], s=1, color="0.85", linewidths=0)
+        ax.plot(traj[:, :, 0], traj[:, :, 1], color="0.3", linewidth=0.4, alpha=0.5)
+        ax.scatter(traj[0, :, 0], traj[0, :, 1], s=3, color="C0", label="t = 0 (noise)")
+        ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=3, color="C3", label="t = 1 (data)")
+        start = np.abs(traj[0]).max() if traj.size else 1.0
+        span = max(start, max(abs(v) for v in (*lims[0], *lims[1])))
+        ax.set_xlim(-span, span)
+        ax.set_ylim(-span, span)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(method, fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"{dataset}: probability-flow ODE trajectories", fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def save_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[dict],
+                    test: np.ndarray, title: str, max_columns: int = 5) -> Path:
+    """One model's sweep as scatter plots: a row per solver, up to ``max_columns`` settings."""
+    from sfbench.commands.sweep import npz_key
+
+    by_solver: dict[str, list[dict]] = {}
+    for row in rows:
+        by_solver.setdefault(row["solver"], []).append(row)
+    ncols = min(max_columns, max(len(v) for v in by_solver.values()))
+    lims = _lim(test)
+    fig, axes = plt.subplots(len(by_solver), ncols, figsize=(1.8 * ncols, 1.8 * len(by_solver)),
+                             squeeze=False)
+    for i, (solver, cells) in enumerate(by_solver.items()):
+        pick = np.unique(np.linspace(0, len(cells) - 1, min(ncols, len(cells))).round().astype(int))
+        for j in range(ncols):
+            ax = axes[i][j]
+            if j >= len(pick):
+                ax.axis("off")
+                continue
+            c = cells[pick[j]]
+            label = f"tol {c['tolerance']:.0e}" if c["tolerance"] else f"{c['steps']} steps"
+            _scatter(ax, arrays[npz_key(c["key"])], lims,
+                     f"{solver}, {label}\nNFE {c['nfe']}, W2 {c['w2']:.3g}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return atomic_write_bytes(path, to_png(fig))

@@ -1,0 +1,70 @@
+"""Helpers for running the workflow in a scratch copy of the repository's workflow files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
+
+
+def snakemake_bin() -> str:
+    exe = Path(sys.executable).with_name("snakemake")
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("snakemake")
+    if not found:
+        pytest.skip("snakemake is not installed (pip install -e '.[pipeline]')")
+    return found
+
+
+def copy_workflow(dest: Path) -> Path:
+    """The workflow files (not results) copied into ``dest``, which becomes a workdir."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in WORKFLOW_FILES:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        else:
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 600, env: dict | None = None):
+    """Run snakemake in ``workdir``; returns the CompletedProcess (stdout and stderr merged)."""
+    full_env = {**os.environ, **(env or {})}
+    # the venv's bin first, so the jobs' `python -m sfbench` is this interpreter's
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    return subprocess.run(
+        [snakemake_bin(), *args],
+        cwd=workdir,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The `Job stats` table of a snakemake (dry) run as {rule: count}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("job ") and "count" in line)
+    counts = {}
+    for line in lines[start + 2 :]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def load_preset(name: str) -> dict:
+    return yaml.safe_load((REPO / "config" / f"{name}.yaml").read_text())

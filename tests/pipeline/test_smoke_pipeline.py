@@ -1,0 +1,198 @@
+"""The `smoke` preset end to end: Snakemake with 4 parallel jobs on a new MLflow
+database, the report, the MLflow runs, and the DVC push / fresh clone / pull /
+0-jobs round trip.
+
+One pipeline run (a few minutes) is shared by the tests of this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pipeline_helpers import REPO, copy_workflow, job_counts, load_preset, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+PRESET = "smoke"
+
+
+def _env(home: Path) -> dict:
+    env = {
+        k: v for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "SFBENCH_MLFLOW_EXPERIMENT", "SFBENCH_CONFIG_HASH")
+    }
+    env.update(
+        HOME=str(home),  # the default DVC remote is ~/.cache/sfbench/dvc-remote
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    return env
+
+
+def _run(cmd: list[str], cwd: Path, env: dict, timeout: float = 600) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-5000:]}"
+    return proc.stdout
+
+
+def _dvc(*args: str) -> list[str]:
+    exe = Path(sys.executable).with_name("dvc")
+    if not exe.exists() and not shutil.which("dvc"):
+        pytest.skip("dvc is not installed (pip install -e '.[pipeline]')")
+    return [str(exe) if exe.exists() else "dvc", *args]
+
+
+def _tables_digest(root: Path) -> dict[str, str]:
+    tables = sorted((root / "results" / "report" / "tables").glob("*.csv"))
+    files = [*tables, root / "results" / "report" / "metrics.json"]
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A git + DVC repository in which the smoke preset has run with --cores 4."""
+    root = tmp_path_factory.mktemp("smoke")
+    home = root / "home"
+    home.mkdir()
+    env = _env(home)
+    repo = copy_workflow(root / "repo")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / name, repo / name)
+    (repo / ".dvc").mkdir()
+    for name in ("config", ".gitignore"):
+        shutil.copy2(REPO / ".dvc" / name, repo / ".dvc" / name)
+    shutil.copytree(REPO / "src" / "sfbench", repo / "src" / "sfbench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    params = repo / "params.yaml"
+    params.write_text(params.read_text().replace("preset: default", f"preset: {PRESET}"))
+    _run(["git", "init", "-q"], repo, env)
+    _run(["git", "add", "-A"], repo, env)
+    _run(["git", "commit", "-qm", "workflow"], repo, env)
+
+    proc = run_snakemake(repo, "--cores", "4", "--configfile", f"config/{PRESET}.yaml",
+                         timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    return {"repo": repo, "env": env, "log": proc.stdout, "root": root}
+
+
+def test_every_job_ran(smoke):
+    cfg = load_preset(PRESET)
+    counts = job_counts(smoke["log"])
+    n_models = len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"])
+    assert counts["train"] == counts["sweep"] == counts["nll"] == n_models
+    assert counts["report"] == 1
+
+
+def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
+    cfg = load_preset(PRESET)
+    report = smoke["repo"] / "results" / "report"
+    best = pd.read_csv(report / "tables" / "best_by_solver.csv")
+    solvers = cfg["sampling"]["solvers"] + list(cfg["sampling"]["adaptive"])
+    for dataset, method, solver in itertools.product(cfg["datasets"], cfg["methods"], solvers):
+        rows = best[(best["dataset"] == dataset) & (best["method"] == method)
+                    & (best["solver"] == solver)]
+        assert len(rows) == 1, (dataset, method, solver)
+        values = rows[["w2_mean", "mmd_mean", "fid_mean", "nfe_mean"]].to_numpy(dtype=float)
+        assert np.isfinite(values).all(), (dataset, method, solver, values)
+    summary = pd.read_csv(report / "tables" / "summary.csv")
+    assert sorted(summary["method"]) == sorted(cfg["methods"])
+    numbers = summary[["w2_mean", "fid_mean", "mmd_mean", "nfe_mean", "nll_nats_mean",
+                       "train_seconds_mean", "reference_w2"]].to_numpy(dtype=float)
+    assert np.isfinite(numbers).all()
+    cells = pd.read_csv(report / "tables" / "cells.csv")
+    n_cells = len(cfg["sampling"]["solvers"]) * len(cfg["sampling"]["steps"]) + sum(
+        map(len, cfg["sampling"]["adaptive"].values())
+    )
+    assert len(cells) == len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"]) * n_cells
+    text = (report / "report.md").read_text()
+    for needle in ("Protocol", "samples per cell", "test points", "rtol", "torch"):
+        assert needle in text
+
+
+def test_mlflow_holds_one_finished_run_per_job(smoke):
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    cfg = load_preset(PRESET)
+    client = MlflowClient(tracking_uri=f"sqlite:///{smoke['repo'] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(cfg["mlflow_experiment"])
+    assert exp is not None
+    runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, max_results=50000)
+    by_key: dict[str, list] = {}
+    for run in runs:
+        by_key.setdefault(run.data.tags.get("job_key"), []).append(run)
+
+    models = [f"{d}/{m}/seed{s}" for d in cfg["datasets"] for m in cfg["methods"]
+              for s in cfg["seeds"]]
+    cells = [f"{s}/steps{n}" for s in cfg["sampling"]["solvers"] for n in cfg["sampling"]["steps"]]
+    cells += [f"{s}/tol{t:g}" for s, tols in cfg["sampling"]["adaptive"].items() for t in tols]
+    expected = {f"{stage}/{d}" for stage in ("data", "reference") for d in cfg["datasets"]}
+    expected |= {f"{stage}/{m}" for stage in ("train", "sweep", "nll") for m in models}
+    expected |= {f"sweep/{m}/{c}" for m in models for c in cells}
+    expected.add("report")
+    assert set(by_key) == expected
+    assert all(len(v) == 1 for v in by_key.values()), "a job has more than one run"
+    assert {r.info.status for v in by_key.values() for r in v} == {"FINISHED"}
+
+    train = by_key[f"train/{models[0]}"][0]
+    sweep = by_key[f"sweep/{models[0]}"][0]
+    cell = by_key[f"sweep/{models[0]}/{cells[0]}"][0]
+    assert sweep.data.tags["mlflow.parentRunId"] == train.info.run_id
+    assert cell.data.tags["mlflow.parentRunId"] == sweep.info.run_id
+    for tag in ("method", "dataset", "seed", "git_commit", "config_hash", "job_key"):
+        assert tag in train.data.tags, tag
+    for tag in ("solver", "steps"):
+        assert tag in cell.data.tags, tag
+    assert "steps" in train.data.params and "w2" in cell.data.metrics
+    report_artifacts = {a.path for a in client.list_artifacts(by_key["report"][0].info.run_id)}
+    assert {"report.html", "report.md", "metrics.json"} <= report_artifacts
+
+
+def test_report_renders_in_chromium(smoke):
+    from sfbench.report.browser import check_in_chromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    result = check_in_chromium(smoke["repo"] / "results" / "report" / "report.html")
+    assert result["images"] and all(i["ok"] for i in result["images"]), result
+    assert result["tables"] and all(t["rows"] > 0 and t["filled"] for t in result["tables"])
+
+
+def test_dvc_push_clone_pull_plans_no_job(smoke):
+    repo, env, root = smoke["repo"], smoke["env"], smoke["root"]
+    before = _tables_digest(repo)
+    _run(_dvc("commit", "-f", "benchmark"), repo, env)
+    _run(_dvc("push"), repo, env)
+    _run(["git", "add", "dvc.lock"], repo, env)
+    _run(["git", "commit", "-qm", "results"], repo, env)
+
+    clone = root / "clone"
+    _run(["git", "clone", "-q", str(repo), str(clone)], root, env)
+    assert not (clone / "results").exists()
+    _run(_dvc("pull"), clone, env)
+    # The documented sequence: `snakemake --touch` once after a pull, then the run command.
+    touch = run_snakemake(clone, "--touch", "--cores", "1", "--configfile",
+                          f"config/{PRESET}.yaml", env=env)
+    assert touch.returncode == 0, touch.stdout
+    proc = run_snakemake(clone, "--configfile", f"config/{PRESET}.yaml", env=env)
+    assert proc.returncode == 0, proc.stdout
+    assert "Nothing to be done" in proc.stdout, proc.stdout
+    assert _tables_digest(clone) == before
+
+    metrics = _run(_dvc("metrics", "show", "--json"), clone, env)
+    assert '"w2"' in metrics
+    plots_dir = root / "dvc_plots"
+    _run(_dvc("plots", "show", "-o", str(plots_dir)), clone, env)
+    html = (plots_dir / "index.html").read_text()
+    assert "curves_csv" in html and "w2_vs_nfe" in html

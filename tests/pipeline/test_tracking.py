@@ -1,0 +1,191 @@
+"""sfbench.tracking against a real MLflow SQLite store in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+mlflow = pytest.importorskip("mlflow")
+
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import ViewType  # noqa: E402
+
+from sfbench.tracking import ensure_tracking_store, tracked  # noqa: E402
+
+EXPERIMENT = "sfbench-test"
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory) -> Path:
+    """One initialised store (creating the tables takes seconds), copied per test."""
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    ensure_tracking_store(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path, template_db, monkeypatch) -> str:
+    db = tmp_path / "mlflow.db"
+    shutil.copy(template_db, db)
+    uri = f"sqlite:///{db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("SFBENCH_CONFIG_HASH", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+def all_runs(uri: str, view=ViewType.ALL) -> list:
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    if exp is None:
+        return []
+    return client.search_runs([exp.experiment_id], run_view_type=view, max_results=10000)
+
+
+def train_record(**overrides) -> dict:
+    settings = {"method": "cfm", "dataset": "moons", "seed": 3, "lr": 0.002,
+                "network": {"width": 64, "depth": 2}}
+    settings.update(overrides)
+    return {
+        "command": "train",
+        "settings": settings,
+        "result": {"final_loss": 0.25, "loss_history": [[100, 0.9], [200, 0.5]],
+                   "wall_seconds": 1.5, "device": "cpu"},
+    }
+
+
+def test_run_holds_params_metrics_tags_and_artifacts(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("SFBENCH_CONFIG_HASH", "abc123")
+    artifact = tmp_path / "train.json"
+    artifact.write_text("{}")
+    with tracked(experiment=EXPERIMENT, job_key="train/moons/cfm/seed3", command="train") as t:
+        t.log_record(train_record(), artifacts=[artifact])
+    (run,) = all_runs(store)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.002"
+    assert run.data.params["network.width"] == "64"
+    assert run.data.metrics["final_loss"] == 0.25
+    tags = run.data.tags
+    assert tags["job_key"] == "train/moons/cfm/seed3"
+    assert (tags["method"], tags["dataset"], tags["seed"]) == ("cfm", "moons", "3")
+    assert tags["config_hash"] == "abc123"
+    assert "git_commit" in tags
+    client = MlflowClient(tracking_uri=store)
+    history = client.get_metric_history(run.info.run_id, "loss_history")
+    assert [(m.step, m.value) for m in history] == [(100, 0.9), (200, 0.5)]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["train.json"]
+
+
+def test_rerun_reuses_the_run_of_the_job_key(store):
+    for _ in range(2):
+        with tracked(experiment=EXPERIMENT, job_key="k1", command="train") as t:
+            t.log_record(train_record())
+    runs = all_runs(store)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+
+
+def test_changed_settings_replace_the_run_without_duplicates(store):
+    for lr in (0.002, 0.001):
+        with tracked(experiment=EXPERIMENT, job_key="k1", command="train") as t:
+            t.log_record(train_record(lr=lr))
+    active = all_runs(store, ViewType.ACTIVE_ONLY)
+    assert len(active) == 1
+    assert active[0].data.params["lr"] == "0.001"
+    assert active[0].info.status == "FINISHED"
+
+
+def test_exception_leaves_the_run_failed(store):
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracked(experiment=EXPERIMENT, job_key="bad", command="train"),
+    ):
+        raise RuntimeError("boom")
+    (run,) = all_runs(store)
+    assert run.info.status == "FAILED"
+
+
+def test_sigterm_leaves_the_run_killed(store, tmp_path):
+    script = textwrap.dedent(
+        """
+        import time
+        from sfbench.tracking import tracked
+        with tracked(experiment="sfbench-test", job_key="slow", command="train"):
+            open("started", "w").close()
+            time.sleep(60)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
+    deadline = time.time() + 60
+    while not (tmp_path / "started").exists():
+        assert proc.poll() is None, "the tracked process ended early"
+        assert time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 128 + signal.SIGTERM
+    (run,) = all_runs(store)
+    assert run.info.status == "KILLED"
+
+
+def test_child_runs_nest_under_the_parent_job(store):
+    with tracked(experiment=EXPERIMENT, job_key="train/a", command="train") as t:
+        t.log_record(train_record())
+    for _ in range(2):  # the rerun reuses the sweep run and its cells
+        with tracked(
+            experiment=EXPERIMENT, job_key="sweep/a", command="sweep", parent_key="train/a"
+        ) as t:
+            t.log_record({"command": "sweep", "settings": {"method": "cfm"}, "result": {}})
+            for steps in (2, 4):
+                t.log_child(
+                    f"euler/steps{steps}",
+                    {"solver": "euler", "steps": steps, "method": "cfm"},
+                    {"w2": 0.1 * steps, "nfe": steps},
+                )
+    runs = {r.data.tags["job_key"]: r for r in all_runs(store)}
+    assert set(runs) == {"train/a", "sweep/a", "sweep/a/euler/steps2", "sweep/a/euler/steps4"}
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    assert runs["sweep/a"].data.tags["mlflow.parentRunId"] == runs["train/a"].info.run_id
+    cell = runs["sweep/a/euler/steps4"]
+    assert cell.data.tags["mlflow.parentRunId"] == runs["sweep/a"].info.run_id
+    assert (cell.data.tags["solver"], cell.data.tags["steps"]) == ("euler", "4")
+    assert cell.data.metrics["w2"] == pytest.approx(0.4)
+
+
+def test_four_parallel_jobs_on_a_new_database_lose_no_run(tmp_path):
+    """Four processes meet a database that does not exist yet; every run is recorded."""
+    db = tmp_path / "fresh" / "mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    env.pop("SFBENCH_CONFIG_HASH", None)
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from sfbench.tracking import tracked
+        start = float(sys.argv[2])
+        time.sleep(max(0.0, start - time.time()))  # all four enter at the same moment
+        for j in range(3):
+            key = f"job{sys.argv[1]}-{j}"
+            with tracked(experiment="sfbench-test", job_key=key, command="train") as t:
+                t.log_record({"command": "train", "settings": {"seed": j},
+                              "result": {"loss": 1.0}})
+        """
+    )
+    start = time.time() + 4.0  # after the four interpreters have imported mlflow
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(i), str(start)], env=env,
+                         stderr=subprocess.PIPE, text=True)
+        for i in range(4)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(errors)
+    runs = all_runs(f"sqlite:///{db}")
+    assert sorted(r.data.tags["job_key"] for r in runs) == sorted(
+        f"job{i}-{j}" for i in range(4) for j in range(3)
+    )
+    assert {r.info.status for r in runs} == {"FINISHED"}

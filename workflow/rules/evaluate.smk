@@ -1,0 +1,27 @@
+# Stage 4: the likelihood of each model (the sample metrics are computed in the
+# sweep, next to the samples they measure).
+
+
+rule nll:
+    input:
+        model="results/models/{dataset}/{method}/seed{seed}.pt",
+        data="resources/data/{dataset}.npz",
+    output:
+        result="results/nll/{dataset}/{method}/seed{seed}.json",
+    log:
+        "logs/nll/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
+    params:
+        n_points=config["evaluation"]["nll"]["n_points"],
+        rtol=config["evaluation"]["nll"]["rtol"],
+        atol=config["evaluation"]["nll"]["atol"],
+        key=lambda w: job_key("nll", w),
+        parent=lambda w: job_key("train", w),
+    conda:
+        "../envs/sfbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m sfbench evaluate --nll --model {input.model} --data {input.data}"
+        " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
+        " --result {output.result} --job-key {params.key} --parent-key {params.parent}"
+        " > {log} 2>&1"

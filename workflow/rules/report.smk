@@ -1,0 +1,32 @@
+# Stage 5: tables and plots from the result files (no tracking server needed),
+# logged to MLflow as the artifacts of the report run.
+
+
+rule report:
+    input:
+        unpack(report_inputs),
+        samples=model_paths("results/samples/{dataset}/{method}/seed{seed}.npz"),
+    output:
+        md="results/report/report.md",
+        html="results/report/report.html",
+        metrics="results/report/metrics.json",
+        curves="results/report/curves.csv",
+        tables=report_tables(),
+        figures=report_figures(),
+        result="results/report/result.json",
+    log:
+        "logs/report/report.log",
+    benchmark:
+        "logs/benchmarks/report/report.tsv"
+    params:
+        preset=config["preset"],
+        out_dir=lambda w, output: os.path.dirname(output.md),
+        quality_datasets=" ".join(config["report"]["quality_datasets"]) or "none",
+        quality_factor=config["report"]["quality_factor"],
+    conda:
+        "../envs/sfbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m sfbench report --preset {params.preset} --out-dir {params.out_dir}"
+        " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
+        " --results {input.data} {input.reference} {input.train} {input.sweep} {input.nll}"
+        " --result {output.result} --job-key report > {log} 2>&1"

@@ -1,0 +1,39 @@
+# Stage 3: the sampling sweep. One job per model loads it once and runs every
+# solver at every step count (and every adaptive solver at every tolerance),
+# evaluating each sample set against the test split. One process per model
+# instead of one per cell: docs/PIPELINE.md has the measurement.
+
+
+rule sweep:
+    input:
+        model="results/models/{dataset}/{method}/seed{seed}.pt",
+        data="resources/data/{dataset}.npz",
+    output:
+        result="results/sweep/{dataset}/{method}/seed{seed}.json",
+        samples="results/samples/{dataset}/{method}/seed{seed}.npz",
+        plot="results/plots/{dataset}/{method}/seed{seed}.png",
+    log:
+        "logs/sweep/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
+    params:
+        solvers=" ".join(config["sampling"]["solvers"]) or "none",
+        steps=" ".join(map(str, config["sampling"]["steps"])),
+        adaptive=adaptive_flags(),
+        n_samples=config["sampling"]["n_samples"],
+        seed=config["sampling"]["seed"],
+        device=config["sampling"].get("device", "cpu"),
+        trajectory=(
+            "--trajectory {solver}:{steps}:{n_points}".format(**config["sampling"]["trajectory"])
+        ),
+        key=lambda w: job_key("sweep", w),
+        parent=lambda w: job_key("train", w),
+    conda:
+        "../envs/sfbench.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
+        " --solvers {params.solvers} --steps {params.steps} {params.adaptive}"
+        " --n-samples {params.n_samples} --seed {params.seed} {params.trajectory}"
+        " --device {params.device}"
+        " --out {output.samples} --plot {output.plot} --result {output.result}"
+        " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"

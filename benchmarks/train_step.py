@@ -6,7 +6,7 @@ loop writes the loss by hand. Runs alternate (A, B, A, B, ...) in one
 process so that machine noise hits both alike; the figure is the ratio of
 median wall times per step.
 
-    python benchmarks/train_step.py [--steps 300] [--rounds 5] [--json out.json]
+    python benchmarks/train_step.py [--steps 300] [--rounds 5] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -67,8 +67,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads (the pipeline runs every job with one)",
+    )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
 
     cfg = TrainConfig(method="rectified_flow", steps=args.steps, batch_size=args.batch_size)
     data = torch.as_tensor(get_dataset("8gaussians").sample(20000, seed=0))

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from sfbench.couplings import COUPLINGS
 from sfbench.model import NetworkModel
-from sfbench.paths import conditional_target
+from sfbench.paths import Prediction
 from sfbench.paths.parameterization import batch_coef
 
 
@@ -27,7 +27,8 @@ def per_sample_loss(
     """
     method, c = model.method, model.schedule(t)
     x_t = batch_coef(c.alpha, x_data) * x_data + batch_coef(c.sigma, eps) * eps
-    target = conditional_target(method.target, x_data, eps, c)
+    # The conditional target of reference 003 (Theorem 18), from the x_t above.
+    target = Prediction(x_t=x_t, x0=x_data, eps=eps, coeffs=c).get(method.target)
     out = model(x_t, t) if prediction is None else prediction
     sq = (out - target).pow(2).flatten(1).mean(1)
     return method.weighting(c) * sq

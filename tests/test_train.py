@@ -62,7 +62,7 @@ def test_different_seed_gives_different_weights(data):
 def test_checkpoint_of_other_settings_is_refused(data, tmp_path):
     train(small_config(steps=20), data, checkpoint_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="different settings"):
-        train(small_config(steps=20, lr=1e-4), data, checkpoint_dir=tmp_path, progress=False)
+        train(small_config(steps=40, lr=1e-4), data, checkpoint_dir=tmp_path, progress=False)
 
 
 def test_non_finite_loss_stops_training(tmp_path):
@@ -100,3 +100,81 @@ def test_learning_rate_warms_up_then_decays():
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(factors[9:], factors[10:], strict=False))
     assert factors[-1] == pytest.approx(0.1, abs=0.01)
+
+
+# ---------------------------------------------------------------- images
+
+TINY_UNET = {"kind": "unet", "shape": [1, 8, 8], "base_channels": 8, "channel_mult": [1, 2],
+             "num_res_blocks": 1, "attention": True}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return get_dataset("digits").load_split("train")
+
+
+def test_unet_on_images_resumes_bit_identically(digits, tmp_path, monkeypatch):
+    cfg = small_config(method="ddpm", steps=12, batch_size=16, checkpoint_every=4,
+                       network=TINY_UNET)
+    reference = train(cfg, digits, checkpoint_dir=tmp_path / "a", progress=False)
+    calls = {"n": 0}
+    real_loss = train_mod.training_loss
+
+    def interrupted_loss(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "training_loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, digits, checkpoint_dir=tmp_path / "b", progress=False)
+    monkeypatch.setattr(train_mod, "training_loss", real_loss)
+    resumed = train(cfg, digits, checkpoint_dir=tmp_path / "b", progress=False)
+    assert resumed.resumed_from_step == 8
+    ref_state, res_state = reference.model.net.state_dict(), resumed.model.net.state_dict()
+    for name in ref_state:
+        assert torch.equal(ref_state[name], res_state[name]), name
+    x = torch.as_tensor(digits[:3])
+    assert reference.model.predict(x, 0.5).eps.shape == (3, 1, 8, 8)
+
+
+def test_image_data_of_the_wrong_shape_is_refused(digits):
+    with pytest.raises(ValueError, match=r"shape \[1497, 64\].*\[N, 1, 8, 8\]"):
+        train(small_config(network=TINY_UNET), digits.reshape(1497, 64), progress=False)
+    with pytest.raises(ValueError, match=r"\[N, 2\]"):
+        train(small_config(), digits, progress=False)
+
+
+def test_train_command_on_digits_uses_the_unet(tmp_path):
+    import json
+
+    import yaml
+
+    from sfbench.checkpoint import load_model
+    from sfbench.cli import main
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(
+        {"network": {"base_channels": 8}, "warmup_steps": 1, "checkpoint_every": 5}))
+    assert main(["data", "--dataset", "digits", "--out", str(tmp_path / "d.npz"),
+                 "--result", str(tmp_path / "d.json")]) == 0
+    data_rec = json.loads((tmp_path / "d.json").read_text())["settings"]
+    assert data_rec["n_train"] == 1497 and data_rec["n_test"] == 300 and data_rec["levels"] == 17
+    assert main(["train", "--method", "rectified_flow", "--dataset", "digits", "--data",
+                 str(tmp_path / "d.npz"), "--config", str(tmp_path / "cfg.yaml"), "--steps", "5",
+                 "--batch-size", "8", "--out", str(tmp_path / "m.pt"),
+                 "--result", str(tmp_path / "t.json")]) == 0
+    settings = json.loads((tmp_path / "t.json").read_text())["settings"]
+    assert settings["network"]["kind"] == "unet" and settings["network"]["base_channels"] == 8
+    assert settings["network"]["shape"] == [1, 8, 8] and settings["n_train"] == 1497
+    model = load_model(tmp_path / "m.pt")
+    assert model.net.dim == 64 and model.predict(torch.zeros(2, 64), 0.5).velocity.shape == (2, 64)
+
+
+def test_finished_checkpoint_is_not_resumed(data, tmp_path):
+    """A forced rerun of a finished job retrains instead of returning the stored weights."""
+    cfg = small_config(steps=20)
+    first = train(cfg, data, checkpoint_dir=tmp_path, progress=False)
+    again = train(cfg, data, checkpoint_dir=tmp_path, progress=False)
+    assert again.resumed_from_step == 0 and again.wall_seconds > 0
+    assert again.loss_history == first.loss_history  # same seed, same run

@@ -21,11 +21,11 @@ from sfbench.errors import CheckpointError
 from sfbench.io import atomic_write_bytes
 from sfbench.methods import get_method
 from sfbench.model import NetworkModel
-from sfbench.models import MLP
+from sfbench.models import MLP, UNet
 
 MODEL_FORMAT = "sfbench-model-v1"
 CHECKPOINT_NAME = "last.pt"
-NETWORKS = {"mlp": MLP}
+NETWORKS = {"mlp": MLP, "unet": UNet}
 
 
 def save_atomic(obj, path: str | os.PathLike) -> Path:
@@ -53,6 +53,15 @@ def build_network(spec: dict) -> torch.nn.Module:
     if kind not in NETWORKS:
         raise CheckpointError(f"unknown network kind {kind!r}; valid: {', '.join(NETWORKS)}")
     return NETWORKS[kind](**{k: v for k, v in spec.items() if k != "kind"})
+
+
+def network_sample_shape(spec: dict) -> tuple[int, ...]:
+    """Shape of one sample the network spec takes: ``shape`` (images) or ``(dim,)`` (vectors)."""
+    if spec.get("shape") is not None:
+        return tuple(int(s) for s in spec["shape"])
+    if spec.get("dim") is not None:
+        return (int(spec["dim"]),)
+    raise CheckpointError(f"network spec {spec} names neither 'shape' nor 'dim'")
 
 
 def build_model(method_name: str, schedule_kwargs: dict, network: dict) -> NetworkModel:

@@ -23,6 +23,7 @@ COMMANDS = (
     "evaluate",
     "sweep",
     "report",
+    "classifier",
 )
 
 

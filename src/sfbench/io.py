@@ -7,6 +7,7 @@ half a file.
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -57,8 +58,20 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_array(path: str | os.PathLike, key: str, dim: int | None = None) -> np.ndarray:
-    """Array ``key`` of an .npz file, checked to be [N, dim] and finite."""
+def load_array(
+    path: str | os.PathLike,
+    key: str,
+    dim: int | None = None,
+    shape: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Array ``key`` of an .npz file as float32, checked to be non-empty and finite.
+
+    - ``shape`` given (one sample's shape, e.g. (1, 8, 8)): the array must be
+      ``[N, *shape]`` or flat ``[N, prod(shape)]`` (how samplers write images)
+      and is returned as ``[N, *shape]``;
+    - else ``dim`` given: the array must be ``[N, dim]``;
+    - else any ``[N, ...]`` with at least two axes.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataFileError(f"file not found: {path}")
@@ -71,12 +84,20 @@ def load_array(path: str | os.PathLike, key: str, dim: int | None = None) -> np.
         raise
     except Exception as err:  # zip or header corruption: name the file
         raise DataFileError(f"cannot read {path}: {err}") from None
-    if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
-        want = f"[N, {dim}]" if dim is not None else "[N, d]"
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        flat = int(np.prod(shape))
+        if arr.ndim >= 2 and arr.shape[1:] in (shape, (flat,)):
+            arr = arr.reshape(arr.shape[0], *shape)
+        else:
+            want = f"[N, {', '.join(map(str, shape))}] or [N, {flat}]"
+            raise DataFileError(f"{path}:{key} has shape {list(arr.shape)}, expected {want}")
+    elif arr.ndim < 2 or (dim is not None and (arr.ndim != 2 or arr.shape[1] != dim)):
+        want = f"[N, {dim}]" if dim is not None else "[N, d] or [N, ...]"
         raise DataFileError(f"{path}:{key} has shape {list(arr.shape)}, expected {want}")
     if arr.shape[0] == 0:
         raise DataFileError(f"{path}:{key} is empty")
-    bad = int((~np.isfinite(arr)).any(axis=1).sum())
+    bad = int((~np.isfinite(arr)).reshape(arr.shape[0], -1).any(axis=1).sum())
     if bad:
         raise DataFileError(f"{path}:{key} holds {bad} rows with NaN or Inf")
     return arr.astype(np.float32)
@@ -96,9 +117,11 @@ def environment() -> dict:
         "numpy": np.__version__,
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
     }
-    for name in ("torchdiffeq", "ot", "torchmetrics", "scipy"):
+    # Read from the installed metadata: importing POT, torchmetrics and scipy
+    # only to ask their version cost 1.5 s per job.
+    for name in ("torchdiffeq", "POT", "torchmetrics", "scipy", "scikit-learn"):
         try:
-            env[name] = __import__(name).__version__
-        except ImportError:
-            env[name] = None
+            env[name.lower()] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            env[name.lower()] = None
     return env

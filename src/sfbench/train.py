@@ -8,6 +8,7 @@ same weights as an uninterrupted one (bit-identical on CPU).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -19,10 +20,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sfbench.checkpoint import CHECKPOINT_NAME, build_model, load_file, save_atomic
+from sfbench.checkpoint import (
+    CHECKPOINT_NAME,
+    build_model,
+    load_file,
+    network_sample_shape,
+    save_atomic,
+)
 from sfbench.errors import NonFiniteLossError
 from sfbench.losses import training_loss
 from sfbench.model import NetworkModel
+from sfbench.models import default_network
 
 
 @dataclass
@@ -41,16 +49,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     checkpoint_every: int = 500
     log_every: int = 100
-    network: dict = field(
-        default_factory=lambda: {
-            "kind": "mlp",
-            "dim": 2,
-            "width": 128,
-            "depth": 3,
-            "activation": "silu",
-            "time_embed_dim": 64,
-        }
-    )
+    # The network spec: its "dim" (vectors) or "shape" (images) fixes the data it takes.
+    network: dict = field(default_factory=lambda: default_network((2,)))
     schedule: dict = field(default_factory=dict)  # overrides of the method's schedule
     device: str = "auto"  # "auto", "cpu" or "cuda"
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA), "fp32" or "bf16"
@@ -88,7 +88,7 @@ class TrainResult:
     model: NetworkModel  # the EMA model, in eval mode
     loss_history: list[tuple[int, float]]
     final_loss: float
-    wall_seconds: float
+    wall_seconds: float  # of all sessions of this run, resumed ones included
     resumed_from_step: int
     device: str
     precision: str
@@ -149,16 +149,18 @@ def train(
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train ``cfg.method`` on ``train_data`` ([N, d]).
+    """Train ``cfg.method`` on ``train_data``: ``[N, d]`` vectors or ``[N, C, H, W]`` images.
 
+    The per-sample shape must be the network's (``network_sample_shape``).
     Resumes from ``checkpoint_dir`` if it holds a checkpoint of the same settings.
     """
     device, bf16 = _resolve_device(cfg)
     data = torch.as_tensor(np.asarray(train_data), dtype=torch.float32, device=device)
-    if data.dim() != 2 or data.shape[1] != cfg.network.get("dim"):
+    shape = network_sample_shape(cfg.network)
+    if data.dim() < 2 or tuple(data.shape[1:]) != shape:
         raise ValueError(
             f"training data has shape {list(data.shape)}, "
-            f"the network expects [N, {cfg.network.get('dim')}]"
+            f"the network expects [N, {', '.join(map(str, shape))}]"
         )
     if not torch.isfinite(data).all():
         raise ValueError("training data holds NaN or Inf values")
@@ -170,10 +172,14 @@ def train(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
-    step, history, window = 0, [], []
+    step, history, window, earlier_seconds = 0, [], [], 0.0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
-    if ckpt_path is not None and ckpt_path.exists():
-        state = load_file(ckpt_path, "checkpoint")
+    state = load_file(ckpt_path, "checkpoint") if ckpt_path and ckpt_path.exists() else None
+    if state is not None and state["step"] >= cfg.steps:
+        # A finished run asked to train again (a forced rerun, say after a code
+        # change) starts afresh: resuming would hand back the old weights.
+        state = None
+    if state is not None:
         if state.get("config") != asdict(cfg):
             raise ValueError(
                 f"checkpoint {ckpt_path} was written with different settings; "
@@ -185,6 +191,7 @@ def train(
         sched.load_state_dict(state["scheduler"])
         _set_rng_states(state["rng"], gen)
         step, history, window = state["step"], state["history"], state["window"]
+        earlier_seconds = state["wall_seconds"]
     resumed_from = step
 
     def save_checkpoint():
@@ -199,16 +206,22 @@ def train(
                 "rng": _rng_states(gen),
                 "history": history,
                 "window": window,  # losses since the last log line, so logs resume too
+                "wall_seconds": earlier_seconds + time.perf_counter() - start,
             },
             ckpt_path,
         )
+
+    def autocast():
+        if not bf16:  # an idle autocast context still costs time on every step
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.method}")
     model.train()
     while step < cfg.steps:
         idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen, device=device)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast():
             loss = training_loss(model, data[idx], gen)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -239,7 +252,7 @@ def train(
         model=model.eval(),
         loss_history=history,
         final_loss=history[-1][1] if history else float("nan"),
-        wall_seconds=time.perf_counter() - start,
+        wall_seconds=earlier_seconds + time.perf_counter() - start,
         resumed_from_step=resumed_from,
         device=str(device),
         precision="bf16" if bf16 else "fp32",

@@ -170,3 +170,63 @@ def test_input_errors():
         nll_nats(oracle, x, divergence="hutch")
     with pytest.raises(ValueError, match="t_start < t_end"):
         nll_nats(oracle, x, t_start=0.5, t_end=0.2)
+
+
+# ---------------------------------------------------------------- Hutchinson and auto selection
+
+
+def _gaussian_oracle(cov, mean=0.0):
+    d = cov.shape[0]
+    mixture = GaussianMixture(np.ones(1), np.full((1, d), mean), cov[None])
+    return mixture, GaussianMixtureOracle(mixture, RectifiedFlowSchedule())
+
+
+def test_rademacher_hutchinson_is_exact_for_an_isotropic_gaussian():
+    # For N(m, s^2 I) the velocity's Jacobian is c(t) I, and z^T (c I) z = c |z|^2 = c D for every
+    # Rademacher z: the estimate has zero variance, so it must match the exact density.
+    d = 80
+    mixture, oracle = _gaussian_oracle(0.09 * np.eye(d), 0.1)
+    x = torch.from_numpy(mixture.sample(10, np.random.default_rng(0)))
+    res = nll_nats(oracle, x, rtol=1e-7, atol=1e-7)
+    assert res.settings["divergence"] == "hutchinson"  # auto: 80 > 64 dimensions
+    assert res.settings["n_probes"] == 1 and res.settings["probe_seed"] == 0
+    assert (res.nll_nats + mixture.log_prob(x)).abs().max() < 1e-4
+
+
+def test_hutchinson_is_unbiased_and_fixed_by_its_seed():
+    # Correlated 64-D Gaussian: the estimate varies per sample but its mean over samples
+    # matches the exact divergence's NLL; a seed fixes it; batching does not change it.
+    d = 64
+    a = np.random.default_rng(1).standard_normal((d, d)) * 0.05
+    mixture, oracle = _gaussian_oracle(a @ a.T + 0.05 * np.eye(d))
+    x = torch.from_numpy(mixture.sample(120, np.random.default_rng(0)))
+    exact = -mixture.log_prob(x)
+    kw = dict(rtol=1e-6, atol=1e-6, divergence="hutchinson", n_probes=2)
+    res = nll_nats(oracle, x, **kw)
+    diff = res.nll_nats - exact
+    assert diff.abs().max() > 1e-2  # a real estimator, not the exact trace
+    assert diff.mean().abs() < 4 * diff.std() / math.sqrt(len(diff))
+    # Another batching changes only dopri5's step choice (~tolerance), not the probes.
+    again = nll_nats(oracle, x, batch_size=50, **kw)
+    torch.testing.assert_close(again.nll_nats, res.nll_nats, rtol=0, atol=1e-4)
+    other = nll_nats(oracle, x[:20], probe_seed=1, **kw)
+    assert (other.nll_nats - res.nll_nats[:20]).abs().max() > 1e-2
+    assert res.settings["n_probes"] == 2 and res.settings["probe"].startswith("rademacher")
+
+
+def test_auto_divergence_is_exact_up_to_64_dimensions():
+    d = 64
+    mixture, oracle = _gaussian_oracle(0.09 * np.eye(d))
+    x = torch.from_numpy(mixture.sample(3, np.random.default_rng(0)))
+    assert nll_nats(oracle, x, rtol=1e-4, atol=1e-4).settings["divergence"] == "exact"
+    with pytest.raises(ValueError, match="n_probes must be positive"):
+        nll_nats(oracle, x, divergence="hutchinson", n_probes=0)
+
+
+def test_rademacher_probes_depend_on_the_sample_index_only():
+    from sfbench.eval.nll import rademacher_probes
+
+    whole = rademacher_probes(5, 0, (6, 3, 2), 4, torch.float64)
+    part = rademacher_probes(5, 2, (4, 3, 2), 4, torch.float64)
+    assert whole.shape == (4, 6, 3, 2) and set(whole.unique().tolist()) == {-1.0, 1.0}
+    torch.testing.assert_close(whole[:, 2:], part)

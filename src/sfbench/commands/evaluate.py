@@ -1,9 +1,15 @@
-"""``sfbench evaluate``: distances of a sample set to the test split, and/or the NLL of a model.
+"""``sfbench evaluate``: metrics of a sample set, and/or the NLL (or DDPM bound) of a model.
 
-Sample metrics (``--samples``): exact W2 (POT), unbiased MMD^2 and the
-Frechet distance of the raw coordinates, against the test split of ``--data``.
-NLL (``--nll``): negative log-likelihood in nats of test points through the
-probability-flow ODE of ``--model`` or the oracle, with the exact divergence.
+Vector data (2-D): ``--samples`` gives exact W2 (POT), unbiased MMD^2 and the
+Frechet distance of the raw coordinates against the test split of ``--data``;
+``--nll`` the negative log-likelihood in nats of test points through the
+probability-flow ODE of ``--model`` or the oracle.
+
+Images (``--dataset`` digits, fashion_mnist, cifar10): ``--samples`` gives
+FID and KID with the dataset's pinned feature extractor against its test
+split (digits: ``--classifier``, the file of ``sfbench classifier``), with
+the protocol recorded; ``--nll`` gives bits/dim of the dequantized test
+images; ``--vlb`` the variational bound of a ``ddpm`` model in bits/dim.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sfbench.commands.common import add_result, positive_int
+from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.data import get_dataset
 from sfbench.errors import SfbenchError
 from sfbench.io import load_array
 
@@ -20,52 +27,122 @@ def add_parser(sub):
     p = sub.add_parser(
         "evaluate", help="metrics of a sample set, NLL of a model", description=__doc__
     )
-    p.add_argument("--data", required=True, help=".npz from `sfbench data` (array `test`)")
+    p.add_argument("--data", help=".npz from `sfbench data` (array `test`)")
     p.add_argument("--samples", help=".npz from `sfbench sample` (array `samples`)")
     p.add_argument("--nll", action="store_true", help="evaluate the NLL of the model")
+    p.add_argument("--vlb", action="store_true", help="DDPM variational bound (images, ddpm)")
     p.add_argument("--n-test", type=positive_int, help="use the first N test points")
     p.add_argument("--rtol", type=float, default=1e-5, help="dopri5 rtol of the NLL ODE")
     p.add_argument("--atol", type=float, default=1e-5, help="dopri5 atol of the NLL ODE")
-    model = p.add_argument_group("model for --nll")
+    p.add_argument("--divergence", choices=("auto", "exact", "hutchinson"), default="auto",
+                   help="trace of the NLL ODE (auto: exact up to 64 dimensions)")
+    p.add_argument("--n-probes", type=positive_int, default=1, help="Hutchinson probes")
+    p.add_argument("--probe-seed", type=non_negative_int, default=0)
+    p.add_argument("--dequant-seed", type=non_negative_int, default=0,
+                   help="seed of the uniform dequantization (images)")
+    p.add_argument("--nll-batch-size", type=positive_int, default=1000)
+    images = p.add_argument_group("images")
+    images.add_argument("--data-dir", help="where image datasets' files are")
+    images.add_argument("--classifier", help="digits classifier file (digits FID)")
+    images.add_argument("--fid-cache", help="directory of cached reference features")
+    images.add_argument("--kid-subsets", type=positive_int, default=100)
+    images.add_argument("--kid-subset-size", type=positive_int, default=1000)
+    images.add_argument("--fid-device", default="cpu", help="device of the feature extractor")
+    model = p.add_argument_group("model for --nll / --vlb")
     model.add_argument("--model", help="model file written by `sfbench train`")
     model.add_argument("--oracle", action="store_true", help="the analytic oracle")
     model.add_argument("--method", help="path of the oracle")
-    model.add_argument("--dataset", help="dataset of the oracle")
+    model.add_argument("--dataset", help="dataset (of the oracle; of image metrics)")
     add_result(p)
     return p
 
 
+def _image_dataset(args):
+    ds = get_dataset(args.dataset, args.data_dir) if args.dataset else None
+    return ds if ds is not None and ds.levels is not None else None
+
+
+def _test_points(args, ds) -> np.ndarray:
+    if not args.data:
+        raise SfbenchError("--data (a file from `sfbench data`) is needed for these metrics")
+    test = load_array(args.data, "test", shape=ds.shape if ds is not None else None)
+    if ds is None and test.ndim > 2:
+        raise SfbenchError(
+            f"{args.data} holds images {list(test.shape)}; name their dataset with --dataset "
+            "(digits, fashion_mnist or cifar10) for image metrics"
+        )
+    return test[: args.n_test] if args.n_test else test
+
+
+def _load_model(args):
+    from sfbench.commands.common import load_path_model
+
+    if not (args.model or args.oracle):
+        raise SfbenchError("--nll and --vlb need --model or --oracle")
+    return load_path_model(args)
+
+
 def run(args) -> dict:
-    if not args.samples and not args.nll:
-        raise SfbenchError("nothing to evaluate: give --samples and/or --nll")
-    test = load_array(args.data, "test")
-    if args.n_test:
-        test = test[: args.n_test]
-    settings = {"data": args.data, "n_test": int(test.shape[0])}
+    if not (args.samples or args.nll or args.vlb):
+        raise SfbenchError("nothing to evaluate: give --samples, --nll and/or --vlb")
+    ds = _image_dataset(args)
+    settings: dict = {"data": args.data, "dataset": args.dataset}
     result: dict = {}
-    if args.samples:
+    if args.samples and ds is not None:
+        from sfbench.eval.fid import extractor_name, fid_kid, get_extractor
+
+        samples = load_array(args.samples, "samples", shape=ds.shape)
+        extractor = get_extractor(extractor_name(ds), args.classifier, ds.dim)
+        res = fid_kid(samples, ds, extractor, cache_dir=args.fid_cache,
+                      kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                      device=args.fid_device)
+        settings.update(samples=args.samples, n_samples=int(samples.shape[0]),
+                        fid_protocol=res["protocol"])
+        result.update(fid=res["fid"], kid=res["kid_mean"], kid_std=res["kid_std"])
+    elif args.samples:
         from sfbench.eval.distances import frechet_distance_coords, mmd, wasserstein2
 
+        test = _test_points(args, None)
         samples = load_array(args.samples, "samples", dim=test.shape[1])
-        settings.update(samples=args.samples, n_samples=int(samples.shape[0]))
+        settings.update(samples=args.samples, n_samples=int(samples.shape[0]),
+                        n_test=int(test.shape[0]))
         result.update(
             w2=wasserstein2(samples, test),
             mmd=mmd(samples, test),
             fid=frechet_distance_coords(samples, test),
         )
-    if args.nll:
-        from sfbench.commands.common import load_path_model
-        from sfbench.eval.nll import nll_nats
+    if args.nll or args.vlb:
+        test = _test_points(args, ds)
+        model, info = _load_model(args)
+        settings.update(model=info, method=info.get("method"), n_test=int(test.shape[0]))
+        settings["dataset"] = settings["dataset"] or info.get("dataset")
+        options = dict(rtol=args.rtol, atol=args.atol, divergence=args.divergence,
+                       n_probes=args.n_probes, probe_seed=args.probe_seed,
+                       batch_size=args.nll_batch_size)
+        if args.nll and ds is not None:
+            from sfbench.eval.bits import nll_bits_per_dim
 
-        if not (args.model or args.oracle):
-            raise SfbenchError("--nll needs --model or --oracle")
-        model, info = load_path_model(args)
-        dtype = torch.float64 if args.oracle else torch.float32
-        res = nll_nats(
-            model, torch.as_tensor(np.asarray(test), dtype=dtype), rtol=args.rtol, atol=args.atol
-        )
-        settings.update(
-            model=info, method=info.get("method"), dataset=info.get("dataset"), nll=res.settings
-        )
-        result.update(nll_nats=res.mean_nats, nll_stderr=res.stderr_nats, nll_nfe=res.nfe)
+            res = nll_bits_per_dim(model, test, ds.levels, seed=args.dequant_seed, **options)
+            res.pop("bits")
+            settings["nll"] = {k: v for k, v in res.items() if not k.startswith("nll_")}
+            result.update(nll_bits_per_dim=res["nll_bits_per_dim_mean"],
+                          nll_bits_per_dim_stderr=res["nll_bits_per_dim_stderr"],
+                          nll_nats=res["nll_nats_mean"], nll_nfe=res["nfe"])
+        elif args.nll:
+            from sfbench.eval.nll import nll_nats
+
+            dtype = torch.float64 if args.oracle else torch.float32
+            res = nll_nats(model, torch.as_tensor(test, dtype=dtype), **options)
+            settings["nll"] = res.settings
+            result.update(nll_nats=res.mean_nats, nll_stderr=res.stderr_nats, nll_nfe=res.nfe)
+        if args.vlb:
+            from sfbench.eval.vlb import ddpm_vlb_bits_per_dim
+
+            if ds is None:
+                raise SfbenchError("--vlb needs an image dataset (--dataset) with discrete pixels")
+            res = ddpm_vlb_bits_per_dim(model, test, ds.levels, seed=args.dequant_seed,
+                                        batch_size=args.nll_batch_size)
+            res.pop("bits")
+            settings["vlb"] = {k: v for k, v in res.items() if "bits_per_dim" not in k}
+            result.update({k: v for k, v in res.items() if "bits_per_dim" in k})
     return {"command": "evaluate", "settings": settings, "result": result, "outputs": []}

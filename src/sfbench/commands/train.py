@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 from dataclasses import asdict
 
-from sfbench.checkpoint import save_model
+from sfbench.checkpoint import network_sample_shape, save_model
 from sfbench.commands.common import add_result, non_negative_int, positive_int, read_yaml
 from sfbench.data import get_dataset
 from sfbench.io import load_array
 from sfbench.methods import METHODS, get_method
+from sfbench.models import network_for
 from sfbench.train import TrainConfig, train
 
 FLAG_SETTINGS = (
@@ -36,6 +37,7 @@ def add_parser(sub):
     p.add_argument("--data", help=".npz from `sfbench data` (array `train`)")
     p.add_argument("--data-seed", type=non_negative_int, default=0)
     p.add_argument("--n-train", type=positive_int, default=20000)
+    p.add_argument("--data-dir", help="where image datasets' files are (default $SFBENCH_DATA_DIR)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed")
     p.add_argument("--config", help="YAML file of training settings (TrainConfig fields)")
     p.add_argument("--steps", type=positive_int)
@@ -55,24 +57,32 @@ def add_parser(sub):
 
 def run(args) -> dict:
     get_method(args.method)  # fail fast, listing the valid names
-    ds = get_dataset(args.dataset)
+    ds = get_dataset(args.dataset, args.data_dir)
     values = read_yaml(args.config) if args.config else {}
     values.update(method=args.method, seed=args.seed)
     values.update({k: getattr(args, k) for k in FLAG_SETTINGS if getattr(args, k) is not None})
-    values.setdefault("network", {**TrainConfig().network})
-    values["network"] = {**TrainConfig().network, **values["network"], "dim": ds.dim}
+    # Defaults of the data's shape (MLP for vectors, U-Net for images), then the config's entries.
+    values["network"] = network_for(ds.shape, values.get("network"))
     cfg = TrainConfig.from_dict(values)
 
     if args.data:
-        data = load_array(args.data, "train", dim=ds.dim)
+        data = load_array(args.data, "train", shape=ds.shape)
         data_info = {"data_file": args.data}
     else:
         data = ds.sample(args.n_train, args.data_seed, "train")
         data_info = {"data_seed": args.data_seed, "n_train": args.n_train}
+    data = data.reshape(data.shape[0], *network_sample_shape(cfg.network))  # MLP on images
 
     progress = not args.no_progress and sys.stderr.isatty()
     result = train(cfg, data, checkpoint_dir=args.checkpoint_dir, progress=progress)
-    settings = {**asdict(cfg), "dataset": ds.name, **data_info, "n_train": int(data.shape[0])}
+    settings = {
+        **asdict(cfg),
+        "dataset": ds.name,
+        **data_info,
+        "n_train": int(data.shape[0]),
+        "sample_shape": list(ds.shape),
+        "levels": ds.levels,
+    }
     save_model(
         args.out,
         result.model,

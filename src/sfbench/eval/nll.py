@@ -30,14 +30,27 @@ Two approximations are made, and ``settings`` records what they depend on
 DDPM's continuous extension interpolates log alpha linearly between its T
 steps, so its velocity has a kink at each step: dopri5 then needs ~10x the
 evaluations of the VP path (2000 vs 180 at rtol 1e-6) for ~1e-3 nats.
+
+Divergence. ``exact`` takes tr(dv/dx) from D vector-Jacobian products
+batched by ``vmap`` (one forward, D vectorised backward passes; no Python
+loop over dimensions); ``hutchinson`` estimates it as
+(1/K) sum_k z_k^T (dv/dx) z_k with K = ``n_probes`` Rademacher probes
+(Hutchinson 1989; FFJORD, Grathwohl et al. 2019), one vectorised backward
+pass per probe. The probes of sample i are drawn once from (``probe_seed``,
+i) and kept fixed along the whole trajectory, so the augmented ODE stays a
+smooth ODE that dopri5 can integrate, each sample's log-density estimate is
+unbiased, and batching does not change the result. ``auto`` (the default)
+is exact up to :data:`EXACT_MAX_DIM` dimensions and Hutchinson beyond.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
@@ -49,26 +62,74 @@ Velocity = Callable[[Tensor], Tensor]
 Divergence = Callable[[Velocity, Tensor], tuple[Tensor, Tensor]]
 
 
-def exact_divergence(velocity: Velocity, x: Tensor) -> tuple[Tensor, Tensor]:
+#: ``divergence="auto"`` is exact up to this many dimensions per sample, Hutchinson beyond.
+EXACT_MAX_DIM = 64
+#: Default rows (cotangents x samples) per vectorised backward pass of the exact divergence.
+VMAP_ROWS = 256
+
+
+def exact_divergence(
+    velocity: Velocity, x: Tensor, chunk_size: int | None = None
+) -> tuple[Tensor, Tensor]:
     r"""v(x) and its exact divergence tr(dv/dx) per sample, from one forward pass.
 
     The rows e_k^T J of the Jacobian come from D vector-Jacobian products with
     the basis cotangents e_k (D = numel of one sample), batched by
-    ``torch.func.vmap``: one forward pass and D vectorised backward passes,
-    memory O(B D^2). Because the cotangent e_k is applied to every sample at
-    once, this is the per-sample Jacobian only if samples do not interact
-    inside the model (true for MLPs and the oracle; false under batch norm).
+    ``torch.func.vmap``, ``chunk_size`` cotangents per vectorised backward
+    pass: one forward pass and D / chunk_size vectorised backward passes,
+    memory O(chunk_size B D). The default, chunk_size * B ~ :data:`VMAP_ROWS`,
+    was the fastest on CPU for the digits U-Net and the MLP: a single pass
+    over all D cotangents of a batch of 64 was 3x slower than a Python loop of
+    D backward passes (memory traffic), 256 rows per pass as fast or faster
+    (``benchmarks/divergence.py``).
+    Because the cotangent e_k is applied to every sample at once, this is
+    the per-sample Jacobian only if samples do not interact inside the model
+    (true for MLPs, the U-Net (group norm is per sample) and the oracle;
+    false under batch norm).
     """
     shape = x.shape[1:]
     dim = math.prod(shape)
-    v, vjp_fn = torch.func.vjp(velocity, x)
-    basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, 1, *shape)
-    (rows,) = torch.func.vmap(vjp_fn)(basis.expand(dim, *x.shape))  # rows[k, b] = e_k^T J_b
+    chunk_size = chunk_size or max(1, VMAP_ROWS // x.shape[0])
+    # torch.func differentiates at its own level; without no_grad the caller's autograd would
+    # also record every op (parameters require grad), tripling the cost under vmap.
+    with torch.no_grad():
+        v, vjp_fn = torch.func.vjp(velocity, x)
+        basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, 1, *shape)
+        (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(basis.expand(dim, *x.shape))
     diag = rows.reshape(dim, x.shape[0], dim).diagonal(dim1=0, dim2=2)  # [B, D]: J_b[k, k]
-    return v.detach(), diag.sum(-1).detach()
+    return v, diag.sum(-1)
 
 
-DIVERGENCES: dict[str, Divergence] = {"exact": exact_divergence}
+def rademacher_probes(
+    seed: int, start: int, shape: tuple[int, ...], n_probes: int, dtype: torch.dtype,
+    device: torch.device | str = "cpu",
+) -> Tensor:
+    """Probes [n_probes, B, *shape] of +-1; sample ``start + b`` draws from (seed, start + b)."""
+    per_sample = [
+        np.random.default_rng([seed, start + b]).integers(0, 2, size=(n_probes, *shape[1:]))
+        for b in range(shape[0])
+    ]
+    z = torch.as_tensor(np.stack(per_sample, axis=1), dtype=dtype, device=device)
+    return 2.0 * z - 1.0
+
+
+def hutchinson_divergence(probes: Tensor) -> Divergence:
+    r"""The estimator tr(J) ~ (1/K) sum_k z_k^T J z_k with the fixed probes [K, B, ...]."""
+
+    def divergence(velocity: Velocity, x: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.no_grad():  # see exact_divergence
+            v, vjp_fn = torch.func.vjp(velocity, x)
+            (rows,) = torch.func.vmap(vjp_fn)(probes)  # rows[k, b] = z_kb^T J_b
+        return v, (rows * probes).flatten(2).sum(-1).mean(0)
+
+    return divergence
+
+
+DIVERGENCES = {
+    "exact": "exact trace, D vectorised vector-Jacobian products",
+    "hutchinson": "Hutchinson trace estimator, Rademacher probes fixed along the trajectory",
+    "auto": f"exact up to {EXACT_MAX_DIM} dimensions per sample, hutchinson beyond",
+}
 
 
 @dataclass(frozen=True)
@@ -116,7 +177,10 @@ def nll_nats(
     t_start: float | None = None,
     t_end: float | None = None,
     batch_size: int = 1000,
-    divergence: str = "exact",
+    divergence: str = "auto",
+    n_probes: int = 1,
+    probe_seed: int = 0,
+    exact_chunk_size: int | None = None,
     max_num_steps: int = 10_000,
 ) -> NLLResult:
     r"""NLL in nats of each point of ``x`` ``[N, ...]`` under ``model``'s probability-flow ODE.
@@ -132,7 +196,11 @@ def nll_nats(
             ``model.schedule.t_start`` / ``t_end`` (the truncation of a
             diffusion schedule). The prior std is sigma at ``t_start``.
         batch_size: samples per ODE solve.
-        divergence: key of :data:`DIVERGENCES`.
+        divergence: ``exact``, ``hutchinson`` or ``auto`` (:data:`DIVERGENCES`).
+        n_probes: Rademacher probes per sample (Hutchinson only).
+        probe_seed: seed of the probes; sample i uses (probe_seed, i).
+        exact_chunk_size: basis vectors per vectorised backward pass of the
+            exact divergence (default: ``VMAP_ROWS`` // batch rows per pass).
         max_num_steps: solver step limit per batch; exceeding it raises.
 
     Returns:
@@ -140,6 +208,8 @@ def nll_nats(
     """
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}")
+    if n_probes < 1:
+        raise ValueError(f"n_probes must be positive, got {n_probes}")
     if x.dim() < 2 or x.shape[0] < 1:
         raise ValueError(f"x must be [N, ...] with N >= 1, got shape {tuple(x.shape)}")
     n_bad = int((~torch.isfinite(x)).sum())
@@ -153,10 +223,19 @@ def nll_nats(
     if not t0 < t1:
         raise ValueError(f"need t_start < t_end (noise end before data end), got {t0}, {t1}")
     prior_std = float(schedule(torch.tensor(t0, dtype=torch.float64)).sigma)
-    div_fn = DIVERGENCES[divergence]
+    dim = math.prod(x.shape[1:])
+    if divergence == "auto":
+        divergence = "exact" if dim <= EXACT_MAX_DIM else "hutchinson"
 
     nfe_per_batch, latents, deltas = [], [], []
-    for chunk in x.split(batch_size):
+    for start, chunk in zip(range(0, x.shape[0], batch_size), x.split(batch_size), strict=True):
+        if divergence == "exact":
+            div_fn = functools.partial(exact_divergence, chunk_size=exact_chunk_size)
+        else:
+            probes = rademacher_probes(
+                probe_seed, start, tuple(chunk.shape), n_probes, chunk.dtype, chunk.device
+            )
+            div_fn = hutchinson_divergence(probes)
         z, delta, nfe = _integrate(model, chunk, t0, t1, rtol, atol, div_fn, max_num_steps)
         latents.append(z)
         deltas.append(delta)
@@ -173,6 +252,12 @@ def nll_nats(
         "t_start": t0,
         "t_end": t1,
         "divergence": divergence,
+        **(
+            {"n_probes": n_probes, "probe_seed": probe_seed, "probe": "rademacher, fixed in t"}
+            if divergence == "hutchinson"
+            else {}
+        ),
+        "dim": dim,
         "prior_std": prior_std,
         "batch_size": batch_size,
         "max_num_steps": max_num_steps,

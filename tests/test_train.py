@@ -25,31 +25,39 @@ def data():
     return get_dataset("8gaussians").sample(2000, seed=0)
 
 
-@pytest.mark.parametrize("method", ["ddpm", "dsm", "rectified_flow"])
-def test_resume_after_interruption_is_bit_identical(method, data, tmp_path, monkeypatch):
-    cfg = small_config(method=method)
-    reference = train(cfg, data, checkpoint_dir=tmp_path / "a", progress=False)
-
-    # Interrupt the second run after its step-40 checkpoint, as a killed job would be.
+def interrupted_then_resumed(cfg, data, ckpt_dir, monkeypatch, stop_at_call):
+    """Train until the loss is asked for the ``stop_at_call``-th time, as a killed
+    job would stop, then rerun the same job; returns the resumed result."""
     calls = {"n": 0}
     real_loss = train_mod.training_loss
 
     def interrupted_loss(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 45:
+        if calls["n"] == stop_at_call:
             raise KeyboardInterrupt
         return real_loss(*args, **kwargs)
 
     monkeypatch.setattr(train_mod, "training_loss", interrupted_loss)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, data, checkpoint_dir=tmp_path / "b", progress=False)
+        train(cfg, data, checkpoint_dir=ckpt_dir, progress=False)
     monkeypatch.setattr(train_mod, "training_loss", real_loss)
+    return train(cfg, data, checkpoint_dir=ckpt_dir, progress=False)
 
-    resumed = train(cfg, data, checkpoint_dir=tmp_path / "b", progress=False)
+
+def assert_same_weights(a, b):
+    sa, sb = a.model.net.state_dict(), b.model.net.state_dict()
+    for name in sa:
+        assert torch.equal(sa[name], sb[name]), name
+
+
+@pytest.mark.parametrize("method", ["ddpm", "dsm", "rectified_flow"])
+def test_resume_after_interruption_is_bit_identical(method, data, tmp_path, monkeypatch):
+    cfg = small_config(method=method)
+    reference = train(cfg, data, checkpoint_dir=tmp_path / "a", progress=False)
+    # Interrupted after its step-40 checkpoint.
+    resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", monkeypatch, stop_at_call=45)
     assert resumed.resumed_from_step == 40
-    ref_state, res_state = reference.model.net.state_dict(), resumed.model.net.state_dict()
-    for name in ref_state:
-        assert torch.equal(ref_state[name], res_state[name]), name
+    assert_same_weights(reference, resumed)
     assert resumed.loss_history == reference.loss_history
 
 
@@ -117,24 +125,9 @@ def test_unet_on_images_resumes_bit_identically(digits, tmp_path, monkeypatch):
     cfg = small_config(method="ddpm", steps=12, batch_size=16, checkpoint_every=4,
                        network=TINY_UNET)
     reference = train(cfg, digits, checkpoint_dir=tmp_path / "a", progress=False)
-    calls = {"n": 0}
-    real_loss = train_mod.training_loss
-
-    def interrupted_loss(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 10:
-            raise KeyboardInterrupt
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(train_mod, "training_loss", interrupted_loss)
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, digits, checkpoint_dir=tmp_path / "b", progress=False)
-    monkeypatch.setattr(train_mod, "training_loss", real_loss)
-    resumed = train(cfg, digits, checkpoint_dir=tmp_path / "b", progress=False)
+    resumed = interrupted_then_resumed(cfg, digits, tmp_path / "b", monkeypatch, stop_at_call=10)
     assert resumed.resumed_from_step == 8
-    ref_state, res_state = reference.model.net.state_dict(), resumed.model.net.state_dict()
-    for name in ref_state:
-        assert torch.equal(ref_state[name], res_state[name]), name
+    assert_same_weights(reference, resumed)
     x = torch.as_tensor(digits[:3])
     assert reference.model.predict(x, 0.5).eps.shape == (3, 1, 8, 8)
 

@@ -20,12 +20,11 @@ results are checked to agree before timing.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import time
 
 import torch
+from reporting import emit
 
 from sfbench.checkpoint import build_model
 from sfbench.eval.nll import exact_divergence
@@ -104,15 +103,8 @@ def main(argv=None) -> dict:
         "networks": {k: network(k) for k in args.networks},
         "rounds": args.rounds,
         "cells": cells,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return result
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
-import platform
 import statistics
 import time
 
 import torch
+from reporting import emit
 
 from sfbench.data import get_dataset
 from sfbench.models import MLP
@@ -93,15 +92,8 @@ def main(argv=None) -> dict:
         "bare_ms_per_step_median": 1e3 * statistics.median(bare),
         "sfbench_ms_per_step_median": 1e3 * statistics.median(ours),
         "overhead_ratio": ratio,
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-    return result
+    return emit(result, args.json)
 
 
 if __name__ == "__main__":

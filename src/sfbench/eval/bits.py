@@ -59,6 +59,12 @@ def bits_per_dim(nll_nats, dim: int, levels: int):
     return nll_nats / (dim * math.log(2.0)) + bits_offset(levels)
 
 
+def stderr(values: Tensor) -> float:
+    """Standard error of the mean of per-point values (NaN for a single point)."""
+    n = values.shape[0]
+    return float(values.std() / math.sqrt(n)) if n > 1 else float("nan")
+
+
 def discrete_values(x, levels: int, atol: float = 1e-4) -> np.ndarray:
     """Levels v of images x given in model scale, checked to lie on the grid (to ``atol`` * h)."""
     x = np.asarray(x, dtype=np.float64)
@@ -94,10 +100,9 @@ def nll_bits_per_dim(
     res = nll_nats(model, xd, **nll_options)
     dim = int(np.prod(v.shape[1:]))
     bits: Tensor = bits_per_dim(res.nll_nats.double(), dim, levels)
-    n = bits.shape[0]
     return {
         "nll_bits_per_dim_mean": float(bits.mean()),
-        "nll_bits_per_dim_stderr": float(bits.std() / math.sqrt(n)) if n > 1 else float("nan"),
+        "nll_bits_per_dim_stderr": stderr(bits),
         "bits": bits,
         **res.summary(),
         "levels": levels,

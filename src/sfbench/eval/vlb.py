@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sfbench.eval.bits import discrete_values, level_spacing
+from sfbench.eval.bits import discrete_values, level_spacing, stderr
 from sfbench.paths import DDPMSchedule
 
 
@@ -138,7 +138,7 @@ def ddpm_vlb_bits_per_dim(
                for k, v in terms.items()}
     return {
         "vlb_bits_per_dim_mean": float(bits.mean()),
-        "vlb_bits_per_dim_stderr": float(bits.std() / math.sqrt(n)) if n > 1 else float("nan"),
+        "vlb_bits_per_dim_stderr": stderr(bits),
         **per_dim,
         "bits": bits,
         "num_points": n,

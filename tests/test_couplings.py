@@ -26,8 +26,10 @@ def cost(x_data, noise):
 
 
 def test_registry():
-    assert set(COUPLINGS) == {"independent", "ot"}
+    assert set(COUPLINGS) == {"independent", "ot", "pairs"}
     assert COUPLINGS["independent"] is independent and COUPLINGS["ot"] is minibatch_ot
+    # stored pairs are kept as given: the noise is the stored x0, not a fresh draw
+    assert COUPLINGS["pairs"] is independent
     assert METHODS["ot_cfm"].coupling == "ot" and METHODS["cfm"].coupling == "independent"
     # ot_cfm is the cfm path, target and loss; only the pairing differs
     for field in ("target", "weighting", "t_density", "output_scaling"):

@@ -25,7 +25,7 @@ def data():
     return get_dataset("8gaussians").sample(2000, seed=0)
 
 
-def interrupted_then_resumed(cfg, data, ckpt_dir, monkeypatch, stop_at_call):
+def interrupted_then_resumed(cfg, data, ckpt_dir, monkeypatch, stop_at_call, **train_kwargs):
     """Train until the loss is asked for the ``stop_at_call``-th time, as a killed
     job would stop, then rerun the same job; returns the resumed result."""
     calls = {"n": 0}
@@ -39,9 +39,9 @@ def interrupted_then_resumed(cfg, data, ckpt_dir, monkeypatch, stop_at_call):
 
     monkeypatch.setattr(train_mod, "training_loss", interrupted_loss)
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, data, checkpoint_dir=ckpt_dir, progress=False)
+        train(cfg, data, checkpoint_dir=ckpt_dir, progress=False, **train_kwargs)
     monkeypatch.setattr(train_mod, "training_loss", real_loss)
-    return train(cfg, data, checkpoint_dir=ckpt_dir, progress=False)
+    return train(cfg, data, checkpoint_dir=ckpt_dir, progress=False, **train_kwargs)
 
 
 def assert_same_weights(a, b):
@@ -79,6 +79,32 @@ def test_non_finite_loss_stops_training(tmp_path):
     with pytest.raises(NonFiniteLossError, match="step 1"):
         train(small_config(), bad, checkpoint_dir=tmp_path, progress=False)
     assert not (tmp_path / "last.pt").exists()
+
+
+def test_paired_training_resumes_bit_identically_and_uses_the_pairs(data, tmp_path, monkeypatch):
+    noise = torch.randn(data.shape[0], 2, generator=torch.Generator().manual_seed(1))
+    cfg = small_config(method="reflow")
+    reference = train(cfg, data, checkpoint_dir=tmp_path / "a", progress=False, noise=noise)
+    resumed = interrupted_then_resumed(cfg, data, tmp_path / "b", monkeypatch, stop_at_call=45,
+                                       noise=noise)
+    assert resumed.resumed_from_step == 40
+    assert_same_weights(reference, resumed)
+    # Same noise rows, paired with other data rows: other batches, other weights.
+    other = train(cfg, data, progress=False, noise=noise.flip(0))
+    first = [next(iter(r.model.net.parameters())) for r in (reference, other)]
+    assert not torch.equal(*first)
+
+
+def test_paired_noise_is_checked(data):
+    cfg = small_config(method="reflow")
+    with pytest.raises(ValueError, match="noise rows"):
+        train(cfg, data, progress=False, noise=torch.zeros(10, 2))
+    with pytest.raises(ValueError, match="paired noise holds NaN"):
+        train(cfg, data, progress=False, noise=torch.full(data.shape, float("nan")))
+    with pytest.raises(ValueError, match="pass noise"):
+        train(cfg, data, progress=False)
+    with pytest.raises(ValueError, match="only for paired methods"):
+        train(small_config(), data, progress=False, noise=torch.zeros(data.shape))
 
 
 def test_nan_data_is_refused():

@@ -24,6 +24,8 @@ COMMANDS = (
     "sweep",
     "report",
     "classifier",
+    "reflow-pairs",
+    "decompose",
 )
 
 
@@ -34,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"sfbench.commands.{name}")
+        module = importlib.import_module(f"sfbench.commands.{name.replace('-', '_')}")
         cmd = module.add_parser(sub)
         cmd.set_defaults(_module=module)
         tracking = cmd.add_argument_group("tracking")

@@ -3,7 +3,9 @@ r"""Couplings: how a batch of noise is paired with a batch of data.
 A coupling takes (x_data, noise, generator) and returns the pair in the
 order used for training. ``independent`` keeps the product coupling;
 ``ot`` reorders the noise by the exact optimal-transport assignment within
-the minibatch (OT-CFM; reflow pairs will replace the noise altogether).
+the minibatch (OT-CFM). ``pairs`` is the coupling of a method trained on
+given (noise, data) pairs (reflow, distillation): the noise is not drawn but
+read with its data row, so the coupling function keeps the pair as given.
 """
 
 from __future__ import annotations
@@ -76,4 +78,12 @@ def minibatch_ot(x_data: Tensor, noise: Tensor, generator: torch.Generator | Non
     return x_data, noise[ot_assignment(noise, x_data)]
 
 
-COUPLINGS: dict[str, Coupling] = {"independent": independent, "ot": minibatch_ot}
+PAIRS = "pairs"
+
+COUPLINGS: dict[str, Coupling] = {
+    "independent": independent,
+    "ot": minibatch_ot,
+    # Stored pairs are already coupled: keep them as given (the loss passes the
+    # stored noise instead of fresh draws, :func:`sfbench.losses.training_loss`).
+    PAIRS: independent,
+}

@@ -34,10 +34,32 @@ def per_sample_loss(
     return method.weighting(c) * sq
 
 
-def training_loss(model: NetworkModel, x_data: Tensor, generator: torch.Generator) -> Tensor:
-    """Monte-Carlo estimate of the method's loss on one batch."""
+def training_loss(
+    model: NetworkModel, x_data: Tensor, generator: torch.Generator, noise: Tensor | None = None
+) -> Tensor:
+    """Monte-Carlo estimate of the method's loss on one batch.
+
+    ``noise`` is the noise coupled with each data row, for the methods trained
+    on given pairs (``method.needs_pairs``: reflow, distill); the others draw
+    it from ``generator``.
+
+    Raises:
+        ValueError: if ``noise`` is missing for a paired method, given for
+            another one, or of a different shape than ``x_data``.
+    """
     method = model.method
-    eps = torch.randn(x_data.shape, generator=generator, device=x_data.device)
+    if method.needs_pairs != (noise is not None):
+        raise ValueError(
+            f"{method.name} is trained on given (noise, data) pairs; pass noise"
+            if method.needs_pairs
+            else f"{method.name} draws its own noise; noise= is only for paired methods"
+        )
+    if noise is None:
+        eps = torch.randn(x_data.shape, generator=generator, device=x_data.device)
+    elif noise.shape != x_data.shape:
+        raise ValueError(f"noise has shape {list(noise.shape)}, data {list(x_data.shape)}")
+    else:
+        eps = noise
     x_data, eps = COUPLINGS[method.coupling](x_data, eps, generator)
     t = method.t_density(x_data.shape[0], generator, model.schedule, x_data.device)
     return per_sample_loss(model, x_data, t.to(x_data.dtype), eps).mean()

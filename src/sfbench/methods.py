@@ -12,6 +12,21 @@ t-density, output scaling). Adding a method is one entry in :data:`METHODS`.
 | ot_cfm             | Lipman OT path, minibatch OT  | velocity | 1         | uniform t            |
 | rectified_flow     | linear path                   | velocity | 1         | uniform t            |
 
+Methods trained on given (noise, data) pairs instead of the dataset live in
+:data:`PAIRED_METHODS` (``sfbench train --pairs``; :mod:`sfbench.reflow`):
+
+| method             | path                          | predicts | weighting | t-density            |
+|--------------------|-------------------------------|----------|-----------|----------------------|
+| reflow             | linear path, given pairs      | velocity | 1         | uniform t            |
+| distill            | linear path, given pairs      | velocity | 1         | t = t_start only     |
+
+``reflow`` is 2-rectified flow (Liu et al. 2023, sec. 2.2): the pairs are
+(z, ODE_1RF(z)). ``distill`` regresses v(x0, 0) onto x1 - x0, so one Euler
+step x0 + v(x0, 0) is the learned one-step map; the network is trained only
+at t = 0, so its model is *one-step*: :func:`sfbench.sampling.generate`
+refuses any other solver or step count. They are kept out of
+:data:`METHODS`, the grid of methods trained on a dataset.
+
 Score models use the output scaling score = net(x, t) / sigma_t (NCSNv2's
 technique 3, also used by score_sde): the raw score spans four orders of
 magnitude over the VE path and an unscaled network cannot represent it.
@@ -25,7 +40,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from sfbench.couplings import COUPLINGS
+from sfbench.couplings import COUPLINGS, PAIRS
 from sfbench.paths import (
     DDPMSchedule,
     OTSchedule,
@@ -54,6 +69,11 @@ def uniform_t(n: int, gen: torch.Generator, schedule: Schedule, device: torch.de
     return schedule.t_train_end * torch.rand(n, generator=gen, device=device)
 
 
+def t_start_only(n: int, gen: torch.Generator, schedule: Schedule, device: torch.device) -> Tensor:
+    """t = t_start (noise) for every sample: the one time a one-step map is evaluated at."""
+    return torch.full((n,), float(schedule.t_start), device=device)
+
+
 def uniform_ddpm_step(
     n: int, gen: torch.Generator, schedule: Schedule, device: torch.device
 ) -> Tensor:
@@ -73,6 +93,9 @@ class Method:
     coupling: str = "independent"
     output_scaling: str = "none"  # "none" or "inverse_sigma"
     description: str = ""
+    # True when the network is trained only at t_start, so the one valid sampler
+    # is a single Euler step (a distilled one-step map).
+    one_step: bool = False
     schedule_defaults: dict = field(default_factory=dict)
 
     def schedule(self, **overrides) -> Schedule:
@@ -86,7 +109,13 @@ class Method:
             "t_density": self.t_density.__name__,
             "coupling": self.coupling,
             "output_scaling": self.output_scaling,
+            "one_step": self.one_step,
         }
+
+    @property
+    def needs_pairs(self) -> bool:
+        """Trained on given (noise, data) pairs (``sfbench train --pairs``), not on a dataset."""
+        return self.coupling == PAIRS
 
 
 METHODS: dict[str, Method] = {
@@ -146,15 +175,40 @@ METHODS: dict[str, Method] = {
     )
 }
 
-for _m in METHODS.values():
+PAIRED_METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "reflow",
+            RectifiedFlowSchedule,
+            "velocity",
+            unit_weight,
+            uniform_t,
+            coupling=PAIRS,
+            description="2-rectified flow: the linear path on pairs (z, ODE_1RF(z)) (Liu 2023)",
+        ),
+        Method(
+            "distill",
+            RectifiedFlowSchedule,
+            "velocity",
+            unit_weight,
+            t_start_only,
+            coupling=PAIRS,
+            one_step=True,
+            description="one-step distillation: v(x0, 0) regressed on x1 - x0 (Liu et al. 2023)",
+        ),
+    )
+}
+
+for _m in (*METHODS.values(), *PAIRED_METHODS.values()):
     assert _m.coupling in COUPLINGS, _m
+    assert (_m.name in PAIRED_METHODS) == _m.needs_pairs, _m
 
 
 def get_method(name: str) -> Method:
-    """The method called ``name``; the error lists the valid names."""
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown method {name!r}; valid methods: {', '.join(sorted(METHODS))}"
-        ) from None
+    """The method called ``name`` (either registry); the error lists the valid names."""
+    found = METHODS.get(name) or PAIRED_METHODS.get(name)
+    if found is None:
+        valid = ", ".join(sorted({**METHODS, **PAIRED_METHODS}))
+        raise ValueError(f"unknown method {name!r}; valid methods: {valid}")
+    return found

@@ -143,27 +143,40 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
     random.setstate(states["python"])
 
 
+def _as_training_array(values, what: str, network: dict, device) -> torch.Tensor:
+    array = torch.as_tensor(np.asarray(values), dtype=torch.float32, device=device)
+    shape = network_sample_shape(network)
+    if array.dim() < 2 or tuple(array.shape[1:]) != shape:
+        raise ValueError(
+            f"{what} has shape {list(array.shape)}, "
+            f"the network expects [N, {', '.join(map(str, shape))}]"
+        )
+    if not torch.isfinite(array).all():
+        raise ValueError(f"{what} holds NaN or Inf values")
+    return array
+
+
 def train(
     cfg: TrainConfig,
     train_data: np.ndarray | torch.Tensor,
     checkpoint_dir: str | Path | None = None,
     progress: bool = True,
+    noise: np.ndarray | torch.Tensor | None = None,
 ) -> TrainResult:
     """Train ``cfg.method`` on ``train_data``: ``[N, d]`` vectors or ``[N, C, H, W]`` images.
 
     The per-sample shape must be the network's (``network_sample_shape``).
-    Resumes from ``checkpoint_dir`` if it holds a checkpoint of the same settings.
+    ``noise`` (same shape) is the noise paired with each row, for methods
+    trained on given pairs (reflow, distill): batches then draw (noise, data)
+    rows together. Resumes from ``checkpoint_dir`` if it holds a checkpoint
+    of the same settings.
     """
     device, bf16 = _resolve_device(cfg)
-    data = torch.as_tensor(np.asarray(train_data), dtype=torch.float32, device=device)
-    shape = network_sample_shape(cfg.network)
-    if data.dim() < 2 or tuple(data.shape[1:]) != shape:
-        raise ValueError(
-            f"training data has shape {list(data.shape)}, "
-            f"the network expects [N, {', '.join(map(str, shape))}]"
-        )
-    if not torch.isfinite(data).all():
-        raise ValueError("training data holds NaN or Inf values")
+    data = _as_training_array(train_data, "training data", cfg.network, device)
+    if noise is not None:
+        noise = _as_training_array(noise, "paired noise", cfg.network, device)
+        if noise.shape[0] != data.shape[0]:
+            raise ValueError(f"{noise.shape[0]} noise rows for {data.shape[0]} data rows")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.method, cfg.schedule, cfg.network).to(device)
@@ -222,7 +235,7 @@ def train(
     while step < cfg.steps:
         idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen, device=device)
         with autocast():
-            loss = training_loss(model, data[idx], gen)
+            loss = training_loss(model, data[idx], gen, None if noise is None else noise[idx])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"{cfg.method}: loss is {loss.item()} at step {step + 1}; training stopped "

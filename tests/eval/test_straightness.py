@@ -111,3 +111,29 @@ def test_ot_cfm_is_straighter_than_independent_cfm():
     assert ot.straightness < 0.1 * cfm.straightness, (ot.straightness, cfm.straightness)
     assert ot.normalized_path_energy < cfm.normalized_path_energy
     assert 1.0 <= ot.normalized_path_energy < 1.1
+
+
+def test_path_energy_of_a_wide_gaussian_matches_the_closed_form():
+    # Data N(m, s^2 I), rectified-flow path: x_t = t m + std_t z with
+    # std_t = sqrt((1 - t)^2 + t^2 s^2), so v = m + std_t' z and per sample
+    #   int |v|^2 dt = |m|^2 + 2 (m . z)(s - 1) + |z|^2 I,  I = int_0^1 std_t'^2 dt,
+    #   |d|^2 = |m + (s - 1) z|^2.
+    # I is computed here by scipy's adaptive quadrature, independently of the code.
+    from scipy.integrate import quad
+
+    s = 3.0
+    mixture = GaussianMixture(np.ones(1), MEAN[None], (s**2 * np.eye(2))[None])
+    oracle = GaussianMixtureOracle(mixture, RectifiedFlowSchedule())
+    n = 200
+    result = straightness(oracle, n, seed=1, steps=200, dtype=torch.float64)
+    integral = quad(lambda t: (t * (1 + s**2) - 1) ** 2 / ((1 - t) ** 2 + t**2 * s**2), 0, 1)[0]
+    z = NoiseSource(1, n).initial((2,), 1.0, torch.float64).numpy()
+    m = MEAN
+    energy = m @ m + 2 * (z @ m) * (s - 1) + (z**2).sum(1) * integral
+    displacement = ((m + (s - 1) * z) ** 2).sum(1)
+    assert result.path_energy == pytest.approx(energy.mean(), rel=1e-4)
+    assert result.mean_squared_displacement == pytest.approx(displacement.mean(), rel=1e-6)
+    assert result.normalized_path_energy == pytest.approx(
+        energy.mean() / displacement.mean(), rel=1e-4
+    )
+    assert result.normalized_path_energy > 1.05  # not straight: the check has teeth

@@ -60,6 +60,11 @@ def load_path_model(args) -> tuple[object, dict]:
     if not (args.method and args.dataset):
         raise SfbenchError("--oracle needs --method and --dataset")
     method, dataset = get_method(args.method), get_dataset(args.dataset)
+    if method.needs_pairs:
+        raise SfbenchError(
+            f"{method.name} has no oracle: its coupling is the pairs of a trained model, "
+            "whose marginal velocity has no closed form"
+        )
     if dataset.mixture is None:
         raise SfbenchError(
             f"the oracle needs a Gaussian-mixture dataset; {args.dataset!r} has no closed form"

@@ -3,6 +3,9 @@
 Settings come from the defaults of :class:`sfbench.train.TrainConfig`, then
 ``--config`` (YAML), then the flags. A rerun with the same --checkpoint-dir
 resumes from the last checkpoint.
+
+Methods trained on given (noise, data) pairs (``reflow``, ``distill``) take
+``--pairs`` (a file from ``sfbench reflow-pairs``) instead of data.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from dataclasses import asdict
 from sfbench.checkpoint import network_sample_shape, save_model
 from sfbench.commands.common import add_result, non_negative_int, positive_int, read_yaml
 from sfbench.data import get_dataset
+from sfbench.errors import SfbenchError
 from sfbench.io import load_array
-from sfbench.methods import METHODS, get_method
+from sfbench.methods import METHODS, PAIRED_METHODS, get_method
 from sfbench.models import network_for
 from sfbench.train import TrainConfig, train
 
@@ -32,9 +36,15 @@ FLAG_SETTINGS = (
 
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model", description=__doc__)
-    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    p.add_argument(
+        "--method", required=True, help=f"one of {', '.join({**METHODS, **PAIRED_METHODS})}"
+    )
     p.add_argument("--dataset", required=True, help="dataset name (recorded; drawn if no --data)")
     p.add_argument("--data", help=".npz from `sfbench data` (array `train`)")
+    p.add_argument(
+        "--pairs",
+        help=f"(noise, data) pairs of `sfbench reflow-pairs` ({', '.join(PAIRED_METHODS)})",
+    )
     p.add_argument("--data-seed", type=non_negative_int, default=0)
     p.add_argument("--n-train", type=positive_int, default=20000)
     p.add_argument("--data-dir", help="where image datasets' files are (default $SFBENCH_DATA_DIR)")
@@ -55,8 +65,31 @@ def add_parser(sub):
     return p
 
 
+def _check_pairs_flags(args, method) -> None:
+    if method.needs_pairs and not args.pairs:
+        raise SfbenchError(f"--method {method.name} is trained on pairs: give --pairs FILE.npz")
+    if method.needs_pairs and args.data:
+        raise SfbenchError(f"--method {method.name} takes its data from --pairs, not --data")
+    if args.pairs and not method.needs_pairs:
+        raise SfbenchError(
+            f"--pairs is for the paired methods ({', '.join(PAIRED_METHODS)}); "
+            f"{method.name} trains on --data"
+        )
+
+
+def _read_pairs(args, ds) -> tuple:
+    """(x1 as the data, x0 as its noise, what to record of the pairs file)."""
+    from sfbench.reflow import file_sha256, load_pairs
+
+    pairs = load_pairs(args.pairs, ds.shape)
+    info = {"pairs_file": args.pairs, "pairs_sha256": file_sha256(args.pairs),
+            "pairs_settings": pairs.settings}
+    return pairs.x1, pairs.x0, info
+
+
 def run(args) -> dict:
-    get_method(args.method)  # fail fast, listing the valid names
+    method = get_method(args.method)  # fail fast, listing the valid names
+    _check_pairs_flags(args, method)
     ds = get_dataset(args.dataset, args.data_dir)
     values = read_yaml(args.config) if args.config else {}
     values.update(method=args.method, seed=args.seed)
@@ -65,16 +98,22 @@ def run(args) -> dict:
     values["network"] = network_for(ds.shape, values.get("network"))
     cfg = TrainConfig.from_dict(values)
 
-    if args.data:
+    noise = None
+    if args.pairs:
+        data, noise, data_info = _read_pairs(args, ds)
+    elif args.data:
         data = load_array(args.data, "train", shape=ds.shape)
         data_info = {"data_file": args.data}
     else:
         data = ds.sample(args.n_train, args.data_seed, "train")
         data_info = {"data_seed": args.data_seed, "n_train": args.n_train}
-    data = data.reshape(data.shape[0], *network_sample_shape(cfg.network))  # MLP on images
+    sample_shape = network_sample_shape(cfg.network)
+    data = data.reshape(data.shape[0], *sample_shape)  # MLP on images
+    if noise is not None:
+        noise = noise.reshape(noise.shape[0], *sample_shape)
 
     progress = not args.no_progress and sys.stderr.isatty()
-    result = train(cfg, data, checkpoint_dir=args.checkpoint_dir, progress=progress)
+    result = train(cfg, data, checkpoint_dir=args.checkpoint_dir, progress=progress, noise=noise)
     settings = {
         **asdict(cfg),
         "dataset": ds.name,

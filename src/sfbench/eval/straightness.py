@@ -116,8 +116,16 @@ def straightness(
         dtype: working dtype; default the model's parameter dtype, else float32.
 
     Raises:
-        ValueError: for a stochastic or adaptive solver, or bad sizes.
+        ValueError: for a stochastic or adaptive solver, bad sizes, or a
+            one-step model (its network is valid at t_start only; its sample
+            path, one Euler step, is straight by construction: S = 0, E = 1).
     """
+    if getattr(getattr(model, "method", None), "one_step", False):
+        raise ValueError(
+            f"{model.method.name} is a one-step model: its sample path is one straight Euler "
+            "step (straightness 0, path energy 1 by construction) and its velocity is not "
+            "defined after t_start, so there is no flow to measure"
+        )
     spec = get_solver(solver)
     if spec.kind != "ode" or spec.adaptive:
         raise ValueError(

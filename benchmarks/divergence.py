@@ -13,21 +13,24 @@ Runs alternate (loop, vectorised, loop, ...) in one process so that machine
 noise hits both alike; the figure is the ratio of median wall times. The two
 results are checked to agree before timing.
 
-    python benchmarks/divergence.py [--networks unet mlp] [--batches 1 8 64] [--rounds 5]
+Hutchinson throughput: samples per second of
+:func:`sfbench.eval.nll.hutchinson_divergence` with one Rademacher probe (what
+NLL uses beyond 64 dimensions), timed against the exact trace on the same
+batch; its speed-up over exact is the ratio guarded.
+
+    python -m benchmarks.divergence [--networks unet mlp] [--batches 1 8 64] [--rounds 5]
         [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
-from reporting import emit
 
+from benchmarks.reporting import emit, interleaved_medians, ratio
 from sfbench.checkpoint import build_model
-from sfbench.eval.nll import exact_divergence
+from sfbench.eval.nll import exact_divergence, hutchinson_divergence, rademacher_probes
 from sfbench.models import default_network
 
 DIM = 64
@@ -50,20 +53,18 @@ def network(kind: str) -> dict:
     return {**default_network((DIM,)), "width": 256}
 
 
-def timed(fn, *args) -> float:
-    start = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - start
+def perturbed_model(kind: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = build_model("rectified_flow", {}, network(kind)).eval()
+    with torch.no_grad():  # the zero-initialised U-Net output layer would make J = 0
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return model
 
 
 def measure(kind: str, batch: int, rounds: int) -> dict:
     """Median wall times of both sides on one (network, batch) cell, interleaved."""
-    torch.manual_seed(0)
-    spec = network(kind)
-    model = build_model("rectified_flow", {}, spec).eval()
-    with torch.no_grad():  # the zero-initialised U-Net output layer would make J = 0
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
+    model = perturbed_model(kind)
     x = torch.randn(batch, DIM)  # the U-Net takes flat [B, 64] as the samplers give it
     t = torch.tensor(0.5)
 
@@ -73,17 +74,64 @@ def measure(kind: str, batch: int, rounds: int) -> dict:
     reference = loop_divergence(velocity, x)
     _, vectorised = exact_divergence(velocity, x)
     torch.testing.assert_close(vectorised, reference, rtol=1e-4, atol=1e-4)
-    loop_s, vec_s = [], []
-    for _ in range(rounds):
-        loop_s.append(timed(loop_divergence, velocity, x))
-        vec_s.append(timed(exact_divergence, velocity, x))
+    med = interleaved_medians(
+        {"loop": lambda: loop_divergence(velocity, x),
+         "vectorised": lambda: exact_divergence(velocity, x)},
+        rounds,
+    )
     return {
         "network": kind,
         "batch": batch,
-        "loop_ms_median": 1e3 * statistics.median(loop_s),
-        "vectorised_ms_median": 1e3 * statistics.median(vec_s),
-        "speedup": statistics.median(loop_s) / statistics.median(vec_s),
+        "loop_ms_median": 1e3 * med["loop"],
+        "vectorised_ms_median": 1e3 * med["vectorised"],
+        "speedup": med["loop"] / med["vectorised"],
         "max_abs_difference": float((vectorised - reference).abs().max()),
+    }
+
+
+def measure_hutchinson(kind: str, batch: int, rounds: int) -> dict:
+    """Samples per second of the one-probe Hutchinson trace, and its speed-up over the exact one."""
+    model = perturbed_model(kind)
+    x = torch.randn(batch, DIM)
+    t = torch.tensor(0.5)
+    hutchinson = hutchinson_divergence(rademacher_probes(0, 0, tuple(x.shape), 1, x.dtype))
+
+    def velocity(y):
+        return model.predict(y, t).velocity
+
+    med = interleaved_medians(
+        {"exact": lambda: exact_divergence(velocity, x),
+         "hutchinson": lambda: hutchinson(velocity, x)},
+        rounds,
+    )
+    return {
+        "network": kind,
+        "batch": batch,
+        "probes": 1,
+        "hutchinson_samples_per_s": batch / med["hutchinson"],
+        "exact_samples_per_s": batch / med["exact"],
+        "speedup_over_exact": med["exact"] / med["hutchinson"],
+    }
+
+
+def run(networks=("unet", "mlp"), batches=(1, 8, 64), rounds: int = 5,
+        hutchinson_batch: int = 256) -> dict:
+    cells = [measure(k, b, rounds) for k in networks for b in batches]
+    hutchinson = [measure_hutchinson(k, hutchinson_batch, rounds) for k in networks]
+    ratios = {
+        f"divergence_speedup_{c['network']}_b{c['batch']}": ratio(c["speedup"], "higher", 5.0)
+        for c in cells
+    }
+    for h in hutchinson:
+        ratios[f"hutchinson_over_exact_{h['network']}"] = ratio(h["speedup_over_exact"], "higher")
+    return {
+        "benchmark": "divergence",
+        "dim": DIM,
+        "networks": {k: network(k) for k in networks},
+        "rounds": rounds,
+        "cells": cells,
+        "hutchinson": hutchinson,
+        "ratios": ratios,
     }
 
 
@@ -96,15 +144,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cells = [measure(k, b, args.rounds) for k in args.networks for b in args.batches]
-    result = {
-        "benchmark": "divergence",
-        "dim": DIM,
-        "networks": {k: network(k) for k in args.networks},
-        "rounds": args.rounds,
-        "cells": cells,
-    }
-    return emit(result, args.json)
+    return emit(run(args.networks, args.batches, args.rounds), args.json)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Time the Snakemake pipeline on one preset, end to end, with a per-stage breakdown.
 
-    python benchmarks/pipeline_timing.py --preset default --cores 2
-    python benchmarks/pipeline_timing.py --preset smoke --cores 2 --workdir /tmp/smoke-run
+    python -m benchmarks.pipeline_timing --preset default --cores 2
+    python -m benchmarks.pipeline_timing --preset smoke --cores 2 --workdir /tmp/smoke-run
 
 Copies the workflow files into a fresh working directory (new results, new
 MLflow database), runs ``snakemake --cores N --configfile config/<preset>.yaml``
@@ -58,15 +58,9 @@ def read_benchmarks(workdir: Path) -> dict[str, list[dict]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--preset", default="default")
-    p.add_argument("--cores", type=int, default=2)
-    p.add_argument("--workdir", help="working directory (default: a new temporary one)")
-    p.add_argument("--json", help="also write the figures to this JSON file")
-    args = p.parse_args(argv)
-
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix=f"sfbench-{args.preset}-"))
+def time_pipeline(preset: str, cores: int, workdir: str | None = None) -> dict:
+    """Run the preset in a fresh copy of the workflow; its figures (raises if snakemake fails)."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix=f"sfbench-{preset}-"))
     prepare(workdir)
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "SFBENCH_MLFLOW_EXPERIMENT")}
@@ -85,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     proc = subprocess.run(
-        [str(snakemake), "--cores", str(args.cores), "--configfile",
-         f"config/{args.preset}.yaml"],
+        [str(snakemake), "--cores", str(cores), "--configfile", f"config/{preset}.yaml"],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     total = time.time() - start
@@ -97,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     (workdir / "snakemake.out").write_text(proc.stdout)
     if proc.returncode != 0:
         print(proc.stdout[-5000:], file=sys.stderr)
-        print(f"snakemake failed (exit {proc.returncode}); workdir {workdir}", file=sys.stderr)
-        return 1
+        raise RuntimeError(f"snakemake failed (exit {proc.returncode}); workdir {workdir}")
 
     bench = read_benchmarks(workdir)
     rows = []
@@ -111,12 +103,29 @@ def main(argv: list[str] | None = None) -> int:
         })
     order = ["data", "reference", "train", "sweep", "nll", "report"]
     rows.sort(key=lambda r: order.index(r["rule"]) if r["rule"] in order else len(order))
-    figures = {
-        "preset": args.preset, "cores": args.cores, "total_wall_s": total,
+    return {
+        "preset": preset, "cores": cores, "total_wall_s": total,
         "total_cpu_s": cpu_total, "mean_load_during": mean_load,
         "load_average_before": load_before, "machine": platform.platform(),
         "cpu_count": os.cpu_count(), "workdir": str(workdir), "rules": rows,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--preset", default="default")
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--workdir", help="working directory (default: a new temporary one)")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    try:
+        figures = time_pipeline(args.preset, args.cores, args.workdir)
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
+    total, cpu_total = figures["total_wall_s"], figures["total_cpu_s"]
+    load_before, mean_load = figures["load_average_before"], figures["mean_load_during"]
+    rows, workdir = figures["rules"], figures["workdir"]
     print(f"preset {args.preset}, --cores {args.cores}: {total:.0f} s wall "
           f"({total / 60:.1f} min), {cpu_total:.0f} s CPU in all processes "
           f"(CPU / cores = {cpu_total / args.cores / 60:.1f} min); load average "

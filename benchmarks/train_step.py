@@ -6,7 +6,7 @@ loop writes the loss by hand. Runs alternate (A, B, A, B, ...) in one
 process so that machine noise hits both alike; the figure is the ratio of
 median wall times per step.
 
-    python benchmarks/train_step.py [--steps 300] [--rounds 5] [--threads 1] [--json out.json]
+    python -m benchmarks.train_step [--steps 300] [--rounds 5] [--threads 1] [--json out.json]
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import statistics
 import time
 
 import torch
-from reporting import emit
 
+from benchmarks.reporting import emit, ratio
 from sfbench.data import get_dataset
 from sfbench.models import MLP
 from sfbench.train import TrainConfig, lr_factor, train
@@ -61,6 +61,29 @@ def sfbench_loop(cfg: TrainConfig, data: torch.Tensor) -> float:
     return time.perf_counter() - start
 
 
+def run(steps: int = 300, rounds: int = 5, batch_size: int = 512) -> dict:
+    cfg = TrainConfig(method="rectified_flow", steps=steps, batch_size=batch_size)
+    data = torch.as_tensor(get_dataset("8gaussians").sample(20000, seed=0))
+    bare_loop(TrainConfig(steps=20), data)  # warm-up: allocator, kernels
+    sfbench_loop(TrainConfig(steps=20), data)
+    bare, ours = [], []
+    for _ in range(rounds):
+        bare.append(bare_loop(cfg, data) / cfg.steps)
+        ours.append(sfbench_loop(cfg, data) / cfg.steps)
+    overhead = statistics.median(ours) / statistics.median(bare)
+    return {
+        "benchmark": "train_step",
+        "network": cfg.network,
+        "batch_size": cfg.batch_size,
+        "steps_per_round": cfg.steps,
+        "rounds": rounds,
+        "bare_ms_per_step_median": 1e3 * statistics.median(bare),
+        "sfbench_ms_per_step_median": 1e3 * statistics.median(ours),
+        "overhead_ratio": overhead,
+        "ratios": {"train_step_overhead": ratio(overhead, "lower", 1.05)},
+    }
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
@@ -73,27 +96,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-
-    cfg = TrainConfig(method="rectified_flow", steps=args.steps, batch_size=args.batch_size)
-    data = torch.as_tensor(get_dataset("8gaussians").sample(20000, seed=0))
-    bare_loop(TrainConfig(steps=20), data)  # warm-up: allocator, kernels
-    sfbench_loop(TrainConfig(steps=20), data)
-    bare, ours = [], []
-    for _ in range(args.rounds):
-        bare.append(bare_loop(cfg, data) / cfg.steps)
-        ours.append(sfbench_loop(cfg, data) / cfg.steps)
-    ratio = statistics.median(ours) / statistics.median(bare)
-    result = {
-        "benchmark": "train_step",
-        "network": cfg.network,
-        "batch_size": cfg.batch_size,
-        "steps_per_round": cfg.steps,
-        "rounds": args.rounds,
-        "bare_ms_per_step_median": 1e3 * statistics.median(bare),
-        "sfbench_ms_per_step_median": 1e3 * statistics.median(ours),
-        "overhead_ratio": ratio,
-    }
-    return emit(result, args.json)
+    return emit(run(args.steps, args.rounds, args.batch_size), args.json)
 
 
 if __name__ == "__main__":

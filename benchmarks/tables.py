@@ -1,0 +1,153 @@
+"""BENCHMARKS.md's tables, generated from the result JSONs between markers.
+
+A generated block is everything between ``<!-- generated: NAME -->`` and
+``<!-- end generated: NAME -->``; the prose around it is written by hand and
+kept. NAME is a result file's stem (``train_step`` -> ``results/train_step.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+MARKER = re.compile(
+    r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end generated: (?P=name) -->)",
+    re.DOTALL,
+)
+
+
+def machine_line(record: dict) -> str:
+    m = record.get("machine", {})
+    quick = " (quick settings)" if record.get("quick") else ""
+    return (f"*Measured {m.get('date', '?')}{quick} on {m.get('cores', '?')} cores of "
+            f"{m.get('cpu', '?')}, GPU: {m.get('gpu') or 'none'}, torch {m.get('torch', '?')}, "
+            f"{m.get('threads', '?')} torch thread(s), load average {m.get('load_average', '?')} "
+            "at the end.*")
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _target(entry: dict) -> str:
+    t = entry.get("target")
+    if t is None:
+        return "—"
+    met = entry["value"] <= t if entry["better"] == "lower" else entry["value"] >= t
+    return f"{'met' if met else 'missed'} ({'≤' if entry['better'] == 'lower' else '≥'} {t:g})"
+
+
+def render_train_step(r: dict) -> str:
+    entry = r["ratios"]["train_step_overhead"]
+    return _table(
+        ["bare PyTorch loop (ms/step)", "`sfbench.train.train` (ms/step)", "overhead", "target"],
+        [[f"{r['bare_ms_per_step_median']:.2f}", f"{r['sfbench_ms_per_step_median']:.2f}",
+          f"**{100 * (r['overhead_ratio'] - 1):.1f} %**", _target(entry)]],
+    )
+
+
+def render_ode_solvers(r: dict) -> str:
+    rows = []
+    for c in r["cells"]:
+        extra = (f" (3/8 rule: {c['torchdiffeq_rk4_3_8_ms_median']:.1f})"
+                 if "torchdiffeq_rk4_3_8_ms_median" in c else "")
+        rows.append([c["network"], c["solver"], f"`{c['torchdiffeq_method']}`", c["batch"],
+                     c["steps"], f"{c['max_abs_difference']:.1e}", f"{c['sfbench_ms_median']:.1f}",
+                     f"{c['torchdiffeq_ms_median']:.1f}{extra}", f"**{c['speedup']:.2f}x**",
+                     f"{c.get('sfbench_aten_ops', '?')} / {c.get('torchdiffeq_aten_ops', '?')}"])
+    return _table(["network", "solver", "torchdiffeq", "batch", "steps", "max abs diff",
+                   "sfbench (ms)", "torchdiffeq (ms)", "speed-up",
+                   "ATen ops, sfbench / torchdiffeq"], rows)
+
+
+def render_divergence(r: dict) -> str:
+    exact = _table(
+        ["network", "batch", "loop (ms)", "vectorised (ms)", "speed-up", "target 5x"],
+        [[c["network"], c["batch"], f"{c['loop_ms_median']:.1f}",
+          f"{c['vectorised_ms_median']:.1f}", f"**{c['speedup']:.1f}x**",
+          "met" if c["speedup"] >= 5 else "missed"] for c in r["cells"]],
+    )
+    hutch = _table(
+        ["network", "batch", "Hutchinson, 1 probe (samples/s)", "exact (samples/s)",
+         "Hutchinson / exact"],
+        [[h["network"], h["batch"], f"{h['hutchinson_samples_per_s']:.0f}",
+          f"{h['exact_samples_per_s']:.0f}", f"{h['speedup_over_exact']:.1f}x"]
+         for h in r.get("hutchinson", [])],
+    )
+    return f"{exact}\n\n{hutch}"
+
+
+def render_flops(r: dict) -> str:
+    table = _table(
+        ["network", "batch", "GFLOP per step", "ms per step", "achieved GFLOP/s", "of peak"],
+        [[c["network"], c["batch"], f"{c['flops_per_step'] / 1e9:.3f}",
+          f"{c['ms_per_step_median']:.2f}", f"{c['achieved_flops_per_s'] / 1e9:.1f}",
+          f"**{c['fraction_of_peak']:.0%}**"] for c in r["cells"]],
+    )
+    peak = r["matmul_peak_flops_per_s"] / 1e9
+    return f"Measured float32 matmul peak (n = {r['matmul_n']}): {peak:.1f} GFLOP/s.\n\n{table}"
+
+
+def render_pipeline(r: dict) -> str:
+    o = r["overhead"]
+    head = (f"`--cores {r['cores']}`: **{r['total_wall_s']:.0f} s** wall "
+            f"({r['total_wall_s'] / 60:.1f} min), {r['total_cpu_s']:.0f} s CPU in all "
+            f"processes, mean load average {r['mean_load_during']:.1f} during the run. "
+            f"Outside model computation: **{o['outside_fraction_of_job_time']:.1%}** of job "
+            f"time, {o.get('outside_fraction_of_core_time', float('nan')):.1%} of wall x cores.")
+    table = _table(
+        ["rule", "jobs", "job wall (s)", "model computation (s)", "outside (s)", "outside"],
+        [[x["rule"], x["jobs"], f"{x['job_s']:.1f}",
+          f"{x['compute_s']:.1f}" + (f" ({x['untimed_jobs']} untimed)" if x["untimed_jobs"]
+                                     else ""),
+          f"{x['outside_s']:.1f}", f"{x['outside_fraction']:.0%}"] for x in o["rules"]],
+    )
+    missing = o.get("model_rules_without_timing")
+    note = (f"\n\nRules that run models but record no in-process timing (counted as outside): "
+            f"{', '.join(missing)}." if missing else "")
+    return f"{head}\n\n{table}{note}"
+
+
+def render_scaling(r: dict) -> str:
+    return _table(
+        ["--cores", "wall (s)", "CPU (s)", "mean load", "speed-up"],
+        [[x["cores"], f"{x['total_wall_s']:.0f}", f"{x['total_cpu_s']:.0f}",
+          f"{x['mean_load_during']:.1f}", f"**{x['speedup']:.2f}x**"] for x in r["runs"]],
+    )
+
+
+def renderer(name: str):
+    if name.startswith("pipeline_scaling_"):
+        return render_scaling
+    if name.startswith("pipeline_"):
+        return render_pipeline
+    return {"train_step": render_train_step, "ode_solvers": render_ode_solvers,
+            "divergence": render_divergence, "flops": render_flops}[name]
+
+
+def render(name: str, results_dir: Path) -> str:
+    path = results_dir / f"{name}.json"
+    if not path.exists():
+        return f"*Not measured yet: no `{path.name}` in `benchmarks/results/`.*\n"
+    record = json.loads(path.read_text())
+    return f"{renderer(name)(record)}\n\n{machine_line(record)}\n"
+
+
+def update(markdown_path: str | Path, results_dir: str | Path) -> list[str]:
+    """Rewrite every generated block of ``markdown_path``; the names of the blocks."""
+    markdown_path, results_dir = Path(markdown_path), Path(results_dir)
+    text = markdown_path.read_text()
+    names: list[str] = []
+
+    def fill(m: re.Match) -> str:
+        names.append(m["name"])
+        return f"{m.group(1)}{render(m['name'], results_dir)}{m.group(4)}"
+
+    new = MARKER.sub(fill, text)
+    if not names:
+        raise ValueError(f"{markdown_path} has no '<!-- generated: NAME -->' blocks")
+    markdown_path.write_text(new)
+    return names

@@ -1,0 +1,76 @@
+"""The SLURM profile plans every training and sampling job of the gpu preset with a GPU.
+
+A dry run (``-n``) needs no cluster: Snakemake prints each planned job with a
+``resources:`` line holding the resources it would submit with, after the
+profile's ``set-resources`` and ``default-resources`` are applied -- the
+same values the SLURM executor turns into sbatch flags (``gpu`` ->
+``--gpus``, ``cpus_per_task``, ``mem_mb``, ``runtime``).
+"""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+GPU_RULES = ("train", "sweep")  # plus classifier, train_reflow, ... where the workflow has them
+
+
+def snakemake_bin() -> str:
+    exe = Path(sys.executable).with_name("snakemake")
+    found = str(exe) if exe.exists() else shutil.which("snakemake")
+    if not found:
+        pytest.skip("snakemake is not installed (pip install -e '.[pipeline]')")
+    return found
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job in a dry run's output."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        if head:
+            pairs = (item.split("=", 1) for item in res.group(1).split(", ")) if res else ()
+            jobs.append((head.group(1), {k: v for k, v in pairs}))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("slurm-dry-run")
+    proc = subprocess.run(
+        [snakemake_bin(), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+         "--profile", str(REPO / "profiles" / "slurm"), "-n",
+         "--configfile", str(REPO / "config" / "gpu.yaml")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return planned_jobs(proc.stdout + proc.stderr)
+
+
+def test_every_training_and_sampling_job_requests_a_gpu(dry_run):
+    preset = yaml.safe_load((REPO / "config" / "gpu.yaml").read_text())
+    models = len(preset["datasets"]) * len(preset["methods"]) * len(preset["seeds"])
+    by_rule: dict[str, list[dict]] = {}
+    for rule, resources in dry_run:
+        by_rule.setdefault(rule, []).append(resources)
+    for rule in GPU_RULES:
+        assert len(by_rule.get(rule, [])) == models, f"{rule}: {len(by_rule.get(rule, []))} jobs"
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
+    assert set(GPU_RULES) <= gpu_rules
+    for rule in gpu_rules & by_rule.keys():
+        for resources in by_rule[rule]:
+            assert resources.get("gpu") == "1", f"{rule} planned without a GPU: {resources}"
+            assert resources.get("cpus_per_task") == "8"
+
+
+def test_cpu_only_jobs_request_no_gpu(dry_run):
+    cpu_jobs = [(r, res) for r, res in dry_run if r in ("data", "reference", "report")]
+    assert cpu_jobs
+    assert all("gpu" not in res for _, res in cpu_jobs)

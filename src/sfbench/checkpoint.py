@@ -7,14 +7,22 @@
   jobs), and is written atomically: a killed write leaves only a temporary file.
 - A *model file* holds the EMA weights and the recipe (method, schedule and
   network settings) needed to rebuild a :class:`~sfbench.model.NetworkModel`.
+
+Both are plain dictionaries sealed with ``content_sha256``, a hash of every
+tensor and every other value they hold (:func:`content_hash`). ``torch.load``
+does not check the CRCs of its zip records, so without the seal a flipped bit
+in the weights would load silently; :func:`load_file` recomputes the hash and
+refuses the file, naming it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sfbench.errors import CheckpointError
@@ -26,11 +34,45 @@ from sfbench.models import MLP, UNet
 MODEL_FORMAT = "sfbench-model-v1"
 CHECKPOINT_NAME = "last.pt"
 NETWORKS = {"mlp": MLP, "unet": UNet}
+HASH_KEY = "content_sha256"
 
 
-def save_atomic(obj, path: str | os.PathLike) -> Path:
+def _feed(digest, value) -> None:
+    """Feed ``value`` to ``digest`` in a canonical form: type, shape and raw bytes."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().contiguous()
+        digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, np.ndarray):
+        digest.update(f"A{value.dtype.str}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):  # str and int keys (optimizer state) alike
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, list | tuple):
+        digest.update(f"{type(value).__name__[0]}{len(value)}".encode())
+        for item in value:
+            _feed(digest, item)
+    elif value is None or isinstance(value, bool | int | float | str | np.generic):
+        text = repr(value.item() if isinstance(value, np.generic) else value)
+        digest.update(f"S{type(value).__name__}:{len(text)}:{text}".encode())
+    else:
+        raise TypeError(f"cannot hash a {type(value).__name__} in a checkpoint")
+
+
+def content_hash(obj: dict) -> str:
+    """sha256 of every entry of ``obj`` except the seal itself."""
+    digest = hashlib.sha256()
+    _feed(digest, {k: v for k, v in obj.items() if k != HASH_KEY})
+    return digest.hexdigest()
+
+
+def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
+    """torch.save ``obj`` sealed with its content hash, atomically."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save({**obj, HASH_KEY: content_hash(obj)}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -45,6 +87,21 @@ def load_file(path: str | os.PathLike, what: str) -> dict:
         raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {err}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{what} {path} does not hold an sfbench dictionary")
+    stored = obj.pop(HASH_KEY, None)
+    if stored is None:
+        raise CheckpointError(
+            f"{what} {path} has no content hash (written by another program or an older "
+            "sfbench); delete it and rerun the job that writes it"
+        )
+    try:
+        actual = content_hash(obj)
+    except TypeError as err:
+        raise CheckpointError(f"{what} {path} holds unexpected content: {err}") from None
+    if actual != stored:
+        raise CheckpointError(
+            f"{what} {path} is corrupt: its content hash is {actual[:12]}..., "
+            f"the file was sealed with {stored[:12]}...; delete it and rerun the job that writes it"
+        )
     return obj
 
 

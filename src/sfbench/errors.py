@@ -15,3 +15,7 @@ class CheckpointError(SfbenchError):
 
 class DataFileError(SfbenchError):
     """A data or sample file is missing, malformed, of the wrong shape or not finite."""
+
+
+class OutputWriteError(SfbenchError):
+    """An output could not be written (read-only directory, disk full); nothing was left."""

@@ -2,7 +2,9 @@
 
 Every output is written to a temporary file in the destination directory and
 renamed into place, so a killed job leaves either the old file or none, never
-half a file.
+half a file. A write that fails (read-only directory, disk full) removes its
+temporary file and raises :class:`~sfbench.errors.OutputWriteError` naming
+the destination, so the job exits non-zero with nothing written.
 """
 
 from __future__ import annotations
@@ -18,21 +20,26 @@ from pathlib import Path
 
 import numpy as np
 
-from sfbench.errors import DataFileError
+from sfbench.errors import DataFileError, OutputWriteError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise OutputWriteError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # ENOSPC, EFBIG, EROFS...: say which output failed
+            raise OutputWriteError(f"cannot write {path}: {err.strerror or err}") from err
         raise
     return path
 

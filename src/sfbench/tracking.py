@@ -28,6 +28,14 @@ settings changed (MLflow params cannot change), the old run is deleted and a
 new one takes the key, so an experiment never holds two active runs for one
 job. A job that raises ends FAILED, one stopped by SIGTERM or Ctrl-C ends
 KILLED, otherwise FINISHED.
+
+A process killed with SIGKILL (or by the OOM killer, or a power cut) cannot
+close its run. Every run is tagged ``sfbench.process`` (host, pid and the
+process's start time, so a reused pid is not mistaken for it), and every job
+that starts marks FAILED the RUNNING runs of its experiment whose process on
+this host is gone (:func:`fail_stale_runs`); a rerun of the killed job then
+reuses its run. No run stays RUNNING once any job of the experiment has run
+again on that host.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -49,6 +58,7 @@ from typing import Any
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOB_KEY_TAG = "job_key"
 PARENT_KEY_TAG = "parent_key"
+PROCESS_TAG = "sfbench.process"
 RECORD_TAGS = ("method", "dataset", "solver", "steps", "seed")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 _LOCKED_ERRORS = ("database is locked", "database table is locked")
@@ -140,6 +150,54 @@ def _experiment_id(client, uri: str, name: str) -> str:
             if exp is None:
                 raise
             return exp.experiment_id
+
+
+def _start_ticks(pid: int) -> str:
+    """Start time of process ``pid`` in clock ticks since boot ('?' where /proc is absent)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of proc(5), counted after "comm)"
+
+
+def process_identity(pid: int | None = None) -> str:
+    """``host:pid:start`` of a process, the value of the ``sfbench.process`` tag."""
+    pid = pid or os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def process_gone(identity: str) -> bool:
+    """True only when the process is known to have ended (never for another host's)."""
+    try:
+        host, pid, start = identity.rsplit(":", 2)
+        pid = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        pass
+    return start != "?" and _start_ticks(pid) != start  # the pid now names another process
+
+
+def fail_stale_runs(client, experiment_id: str) -> list[str]:
+    """Mark FAILED the RUNNING runs whose process has died without closing them."""
+    runs = _retry(
+        client.search_runs,
+        [experiment_id],
+        filter_string="attributes.status = 'RUNNING'",
+        max_results=5000,
+    )
+    stale = [r.info.run_id for r in runs if process_gone(r.data.tags.get(PROCESS_TAG, ""))]
+    for run_id in stale:
+        _retry(client.set_tag, run_id, "sfbench.end", "process gone (killed without cleanup)")
+        _retry(client.set_terminated, run_id, "FAILED")
+    return stale
 
 
 def _quote(value: str) -> str:
@@ -313,7 +371,9 @@ class Tracker:
             self._children = {r.data.tags.get(JOB_KEY_TAG): r for r in runs}
         job_key = f"{self.tags[JOB_KEY_TAG]}/{key}"
         record = {"settings": dict(settings), "result": dict(result)}
-        inherited = ("git_commit", "git_dirty", "config_hash", "mlflow.source.git.commit")
+        inherited = (
+            "git_commit", "git_dirty", "config_hash", "mlflow.source.git.commit", PROCESS_TAG
+        )
         tags = {
             **{k: self.tags[k] for k in inherited if k in self.tags},
             "command": self.tags["command"],
@@ -396,6 +456,7 @@ def tracked(
         "command": command,
         **git_state(),
         "mlflow.runName": job_key,
+        PROCESS_TAG: process_identity(),
     }
     if os.environ.get("SFBENCH_CONFIG_HASH"):
         tags["config_hash"] = os.environ["SFBENCH_CONFIG_HASH"]
@@ -406,6 +467,7 @@ def tracked(
         parents = find_runs(client, experiment_id, parent_key)
         if parents:
             tags["mlflow.parentRunId"] = parents[0].info.run_id
+    fail_stale_runs(client, experiment_id)  # runs of jobs killed by SIGKILL
     run_id = _start_run(client, uri, experiment_id, job_key, tags)
     tracker = Tracker(client, uri, experiment_id, run_id, tags)
     status = "FAILED"

@@ -13,6 +13,7 @@ from sfbench.checkpoint import build_model, load_model, save_model
 from sfbench.data import get_dataset
 from sfbench.errors import DataFileError
 from sfbench.eval.decomposition import paired_rmse
+from sfbench.eval.nll import nll_nats
 from sfbench.eval.straightness import straightness
 from sfbench.losses import training_loss
 from sfbench.methods import METHODS, PAIRED_METHODS, get_method
@@ -158,6 +159,9 @@ def test_samplers_that_do_not_sample_a_paired_model_are_refused():
     assert torch.isfinite(generate(reflow, "ddim", 4, 8, 0).samples).all()  # eta = 0: an ODE step
     with pytest.raises(ValueError, match="one-step model"):
         straightness(distill, 8, 0)
+    with pytest.raises(ValueError, match="no likelihood"):
+        nll_nats(distill, torch.zeros(4, 2))
+    assert torch.isfinite(nll_nats(reflow, torch.zeros(4, 2), rtol=1e-3, atol=1e-3).nll_nats).all()
 
 
 def test_train_cli_checks_the_pairs_flags(tmp_path, capsys):

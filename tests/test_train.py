@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -197,3 +198,29 @@ def test_finished_checkpoint_is_not_resumed(data, tmp_path):
     again = train(cfg, data, checkpoint_dir=tmp_path, progress=False)
     assert again.resumed_from_step == 0 and again.wall_seconds > 0
     assert again.loss_history == first.loss_history  # same seed, same run
+
+
+def test_a_setting_of_the_wrong_type_is_refused_with_its_name():
+    # YAML reads `lr: 1e-3` (no dot) as the string "1e-3".
+    with pytest.raises(ValueError, match=r"lr must be of type float.*1\.0e-3"):
+        TrainConfig(lr="1e-3")
+    with pytest.raises(ValueError, match="steps must be of type int"):
+        TrainConfig(steps=10.5)
+    with pytest.raises(ValueError, match="compile must be of type bool"):
+        TrainConfig(compile="yes")
+
+
+@pytest.mark.slow  # torch.compile builds C++ kernels on the CPU: ~20 s
+def test_compiled_and_eager_training_share_the_saved_weights(tmp_path):
+    """`compile` wraps only the network the loss calls: checkpoints keep plain names."""
+    data = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    results = {}
+    for flag in (False, True):
+        cfg = TrainConfig(steps=3, batch_size=32, checkpoint_every=3, compile=flag)
+        results[flag] = train(cfg, data, checkpoint_dir=tmp_path / str(flag), progress=False)
+        saved = torch.load(tmp_path / str(flag) / "last.pt", weights_only=False)["net"]
+        assert not any(k.startswith("_orig_mod") for k in saved)
+    eager, compiled = (results[f].model.net.state_dict() for f in (False, True))
+    assert eager.keys() == compiled.keys()
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)

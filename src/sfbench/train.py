@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sfbench.accel import deterministic_settings, maybe_compile
 from sfbench.checkpoint import (
     CHECKPOINT_NAME,
     build_model,
@@ -54,8 +55,11 @@ class TrainConfig:
     schedule: dict = field(default_factory=dict)  # overrides of the method's schedule
     device: str = "auto"  # "auto", "cpu" or "cuda"
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA), "fp32" or "bf16"
+    compile: bool = False  # torch.compile the network for the training steps (GPU runs)
+    deterministic: bool = False  # deterministic kernels (sfbench.accel); slower on CUDA
 
     def __post_init__(self):
+        self._check_types()
         for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -70,6 +74,21 @@ class TrainConfig:
             raise ValueError(f"lr_decay must be 'cosine' or 'constant', got {self.lr_decay!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+    def _check_types(self) -> None:
+        # A YAML value such as 1e-3 (no dot) reads as text; say so here rather
+        # than fail later inside the optimizer with a bare TypeError.
+        for f in fields(self):
+            value, kind = getattr(self, f.name), f.type
+            expected = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
+                        "dict": (dict,)}.get(kind)
+            if expected is None:
+                continue
+            if isinstance(value, bool) and kind in ("int", "float"):
+                expected = ()
+            if not isinstance(value, expected):
+                hint = " (YAML reads 1e-3 as text; write 1.0e-3)" if isinstance(value, str) else ""
+                raise ValueError(f"{f.name} must be of type {kind}, got {value!r}{hint}")
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -178,10 +197,13 @@ def train(
         if noise.shape[0] != data.shape[0]:
             raise ValueError(f"{noise.shape[0]} noise rows for {data.shape[0]} data rows")
 
+    if cfg.deterministic:
+        deterministic_settings(True)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.method, cfg.schedule, cfg.network).to(device)
-    ema = copy.deepcopy(model.net).requires_grad_(False)
-    opt = torch.optim.AdamW(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    net = model.net  # the weights: saved, averaged, clipped (never the compiled wrapper)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
@@ -198,7 +220,7 @@ def train(
                 f"checkpoint {ckpt_path} was written with different settings; "
                 "delete it or use another --checkpoint-dir"
             )
-        model.net.load_state_dict(state["net"])
+        net.load_state_dict(state["net"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -212,7 +234,7 @@ def train(
             {
                 "config": asdict(cfg),
                 "step": step,
-                "net": model.net.state_dict(),
+                "net": net.state_dict(),
                 "ema": ema.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
@@ -229,6 +251,8 @@ def train(
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
+    # The compiled wrapper shares its parameters with `net`; the loss calls it.
+    model.net = maybe_compile(net, cfg.compile)
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.method}")
     model.train()
@@ -243,11 +267,11 @@ def train(
             )
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.net.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
         with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.net.parameters(), strict=True):
+            for e, p in zip(ema.parameters(), net.parameters(), strict=True):
                 e.lerp_(p, 1.0 - ema_decay_at(step, cfg.ema_decay))
         step += 1
         window.append(loss.item())
@@ -260,7 +284,8 @@ def train(
             save_checkpoint()
     bar.close()
 
-    model.net.load_state_dict(ema.state_dict())
+    model.net = net
+    net.load_state_dict(ema.state_dict())
     return TrainResult(
         model=model.eval(),
         loss_history=history,

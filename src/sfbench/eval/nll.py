@@ -206,6 +206,11 @@ def nll_nats(
     Returns:
         :class:`NLLResult`, with log p_{t_end}(x) = prior_logp + delta_logp.
     """
+    method = getattr(model, "method", None)
+    if getattr(method, "one_step", False):
+        # A distilled map is trained at t_start only: it defines no ODE whose
+        # change of variables would give a density.
+        raise ValueError(f"{method.name} is a one-step model: it has no likelihood via the ODE")
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}")
     if n_probes < 1:

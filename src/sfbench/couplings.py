@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor
 
@@ -50,6 +49,8 @@ def ot_assignment(source: Tensor, target: Tensor) -> Tensor:
         raise ValueError(
             f"OT coupling needs batches of equal size, got {source.shape[0]} and {target.shape[0]}"
         )
+    import ot  # here, not at module level: importing POT costs ~1 s per process
+
     n = source.shape[0]
     a = source.detach().reshape(n, -1).to("cpu", torch.float64).numpy()
     b = target.detach().reshape(n, -1).to("cpu", torch.float64).numpy()

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor, nn
 
@@ -79,6 +78,8 @@ def wasserstein2(x, y) -> float:
         ValueError: on malformed input (see module docstring).
         RuntimeError: if the solver stops before optimality.
     """
+    import ot  # here, not at module level: importing POT costs ~1 s per process
+
     x, y = _pair(x, y)
     xn, yn = x.numpy(), y.numpy()
     a = np.full(len(xn), 1.0 / len(xn))

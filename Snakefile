@@ -38,6 +38,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+if config.get("images"):  # the optional image part of the preset
+
+    include: "workflow/rules/images.smk"
+
+
 onstart:
     # MLflow's SQLite store breaks when parallel jobs create it together.
     if not workflow.touch:

@@ -24,6 +24,7 @@ from sfbench.eval.fid import (
     fid_kid,
     gaussian_baseline_samples,
     get_extractor,
+    image_reference,
     kid,
     prepare_images,
     reference_features,
@@ -173,6 +174,45 @@ def test_prepare_images_rounds_clips_and_reshapes():
         prepare_images(bad, DIGITS)
     with pytest.raises(DataFileError, match=r"do not fit digits"):
         prepare_images(np.zeros((3, 63)), DIGITS)
+
+
+def test_named_cache_file_is_written_once_and_never_by_a_reader(classifier_file, tmp_path):
+    """cache_file: the pipeline's fixed path. A reader (write_cache=False) recomputes a
+    missing or stale file in memory and leaves the file alone."""
+    extractor = get_extractor("digits_classifier", str(classifier_file[0]))
+    path = tmp_path / "digits_features.npz"
+    feats, info = reference_features(extractor, DIGITS, cache_file=path, write_cache=False)
+    assert not path.exists() and info["reference_cache"] is None
+    feats2, info2 = reference_features(extractor, DIGITS, cache_file=path)
+    assert path.is_file() and info2["reference_cache"] == str(path)
+    np.testing.assert_array_equal(feats, feats2)
+    _, info3 = reference_features(extractor, DIGITS, cache_file=path, write_cache=False)
+    assert info3["cached"]
+    np.savez(path, features=np.zeros((300, 64)), key=np.array("another extractor"))
+    stale = path.read_bytes()
+    again, info4 = reference_features(extractor, DIGITS, cache_file=path, write_cache=False)
+    assert not info4["cached"] and path.read_bytes() == stale
+    np.testing.assert_array_equal(again, feats)
+
+
+def test_image_reference_floor_and_baseline_at_the_sample_count(classifier_file, tmp_path):
+    """The floor is FID of seeded train subsets, the baseline of seeded Gaussian draws,
+    each the plain fid_kid of those images; a good extractor ranks the floor far below."""
+    extractor = get_extractor("digits_classifier", str(classifier_file[0]))
+    res = image_reference(DIGITS, extractor, 200, seed=11, draws=2, kid_subsets=5,
+                          cache_dir=tmp_path)
+    train = DIGITS.load_split("train")
+    pick = np.sort(np.random.default_rng(12).permutation(len(train))[:200])
+    assert res["floor"][1]["fid"] == pytest.approx(
+        fid_kid(train[pick], DIGITS, extractor, kid_subsets=5)["fid"], rel=1e-9)
+    baseline = gaussian_baseline_samples(train, 200, 11)
+    assert res["baseline"][0]["fid"] == pytest.approx(
+        fid_kid(baseline, DIGITS, extractor, kid_subsets=5)["fid"], rel=1e-9)
+    assert res["floor_fid"] == pytest.approx(np.mean([d["fid"] for d in res["floor"]]))
+    assert res["floor_fid"] < 0.5 * res["baseline_fid"]
+    assert res["protocol"]["n_samples"] == 200
+    with pytest.raises(SfbenchError, match="needs 2000 train images"):
+        image_reference(DIGITS, extractor, 2000, seed=0)
 
 
 def test_gaussian_baseline_matches_the_training_moments():

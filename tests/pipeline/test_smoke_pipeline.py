@@ -86,12 +86,21 @@ def smoke(tmp_path_factory):
     return {"repo": repo, "env": env, "log": proc.stdout, "root": root}
 
 
+def _image_models(cfg) -> list[str]:
+    images = cfg["images"]
+    return [f"{d}/{m}/seed{s}" for d in images["datasets"] for m in images["methods"]
+            for s in images["seeds"]]
+
+
 def test_every_job_ran(smoke):
     cfg = load_preset(PRESET)
     counts = job_counts(smoke["log"])
     n_models = len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"])
-    assert counts["train"] == counts["sweep"] == counts["nll"] == n_models
-    assert counts["report"] == 1
+    n_image = len(_image_models(cfg))
+    assert counts["sweep"] == counts["nll"] == n_models
+    assert counts["image_sweep"] == counts["image_nll"] == n_image
+    assert counts["train"] == n_models + n_image
+    assert counts["classifier"] == counts["image_reference"] == counts["report"] == 1
 
 
 def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
@@ -106,11 +115,13 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
         values = rows[["w2_mean", "mmd_mean", "fid_mean", "nfe_mean"]].to_numpy(dtype=float)
         assert np.isfinite(values).all(), (dataset, method, solver, values)
     summary = pd.read_csv(report / "tables" / "summary.csv")
+    summary = summary[summary["dataset"].isin(cfg["datasets"])]
     assert sorted(summary["method"]) == sorted(cfg["methods"])
     numbers = summary[["w2_mean", "fid_mean", "mmd_mean", "nfe_mean", "nll_nats_mean",
                        "train_seconds_mean", "reference_w2"]].to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
     cells = pd.read_csv(report / "tables" / "cells.csv")
+    cells = cells[cells["dataset"].isin(cfg["datasets"])]
     n_cells = len(cfg["sampling"]["solvers"]) * len(cfg["sampling"]["steps"]) + sum(
         map(len, cfg["sampling"]["adaptive"].values())
     )
@@ -118,6 +129,37 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
     text = (report / "report.md").read_text()
     for needle in ("Protocol", "samples per cell", "test points", "rtol", "torch"):
         assert needle in text
+
+
+def test_report_has_the_image_sections(smoke):
+    """Digits: FID / KID of every cell on both grids, the baseline verdict, bits/dim with its
+    tolerances, the classifier's accuracy and hash, FID plots and sample grids."""
+    cfg = load_preset(PRESET)
+    images = cfg["images"]
+    report = smoke["repo"] / "results" / "report"
+    cells = pd.read_csv(report / "tables" / "cells.csv")
+    cells = cells[cells["dataset"].isin(images["datasets"])]
+    sampling = images["sampling"]
+    per_model = len(sampling["solvers"]) * len(sampling["grids"]) * len(sampling["steps"]) + sum(
+        map(len, sampling["adaptive"].values()))
+    assert len(cells) == len(_image_models(cfg)) * per_model
+    assert set(cells["grid"]) == {*sampling["grids"], "endpoints"}
+    assert np.isfinite(cells[["fid", "kid", "nfe"]].to_numpy(dtype=float)).all()
+    assert cells["w2"].isna().all()
+    baseline = pd.read_csv(report / "tables" / "baseline.csv")
+    assert sorted(baseline["method"]) == sorted(images["methods"])
+    assert np.isfinite(baseline[["fid_mean", "baseline_fid", "reference_fid"]].to_numpy()).all()
+    bits = pd.read_csv(report / "tables" / "bits.csv").set_index("method")
+    assert np.isfinite(bits["nll_bits_per_dim_mean"]).all()
+    assert np.isfinite(bits.loc["ddpm", "vlb_bits_per_dim_mean"])
+    assert bits.loc["ddpm", "rtol"] == images["evaluation"]["nll"]["rtol"]
+    text = (report / "report.md").read_text()
+    assert "## FID against the Gaussian baseline" in text
+    for method in images["methods"]:
+        assert f"`digits` {method}: best FID" in text
+        assert (report / "figures" / f"samples_digits_{method}.png").stat().st_size > 1000
+    assert "digits classifier (trained by the pipeline" in text and "test accuracy" in text
+    assert (report / "figures" / "fid_vs_nfe_digits.png").is_file()
 
 
 def test_mlflow_holds_one_finished_run_per_job(smoke):
@@ -140,7 +182,17 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
     expected = {f"{stage}/{d}" for stage in ("data", "reference") for d in cfg["datasets"]}
     expected |= {f"{stage}/{m}" for stage in ("train", "sweep", "nll") for m in models}
     expected |= {f"sweep/{m}/{c}" for m in models for c in cells}
-    expected.add("report")
+    images = cfg["images"]
+    image_cells = [
+        f"{s}/steps{n}" if g == "uniform" else f"{s}/{g}/steps{n}"
+        for s in images["sampling"]["solvers"] for g in images["sampling"]["grids"]
+        for n in images["sampling"]["steps"]
+    ] + [f"{s}/tol{t:g}" for s, tols in images["sampling"]["adaptive"].items() for t in tols]
+    expected |= {f"{stage}/{d}" for stage in ("data", "reference") for d in images["datasets"]}
+    expected |= {f"{stage}/{m}" for stage in ("train", "sweep", "nll")
+                 for m in _image_models(cfg)}
+    expected |= {f"sweep/{m}/{c}" for m in _image_models(cfg) for c in image_cells}
+    expected |= {"classifier/digits", "report"}
     assert set(by_key) == expected
     assert all(len(v) == 1 for v in by_key.values()), "a job has more than one run"
     assert {r.info.status for v in by_key.values() for r in v} == {"FINISHED"}

@@ -116,3 +116,100 @@ def test_tracked_sweep_logs_each_cell_as_a_nested_run(data, tmp_path):
         min(r.data.metrics["w2"] for r in runs if r is not parent))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"s.json", "s.npz"} <= artifacts
+
+
+def test_sweep_varies_the_time_grid(data, tmp_path):
+    """--grids: each fixed-step solver on each grid, keyed by grid off uniform; the
+    trajectory's times are the grid it was sampled on, not a uniform one."""
+    from sfbench.data import get_dataset
+    from sfbench.eval.oracle import GaussianMixtureOracle
+    from sfbench.methods import get_method
+    from sfbench.sampling import generate
+    from sfbench.solvers import get_grid
+
+    proc = sfbench(
+        "sweep", "--oracle", "--method", "ddpm", "--dataset", "8gaussians", "--data", str(data),
+        "--solvers", "euler", "--steps", "4", "--grids", "edm", "uniform",
+        "--adaptive", "dopri5:1e-2", "--n-samples", "50", "--seed", "5",
+        "--trajectory", "euler:4:5", "--out", "s.npz", "--result", "s.json", cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((tmp_path / "s.json").read_text())
+    cells = {c["key"]: c for c in record["result"]["cells"]}
+    assert list(cells) == ["euler/edm/steps4", "euler/steps4", "dopri5/tol0.01"]
+    assert [c["grid"] for c in cells.values()] == ["edm", "uniform", "endpoints"]
+    assert record["settings"]["grids"] == ["edm", "uniform"]
+    assert record["settings"]["trajectory"]["grid"] == "edm"
+    schedule = get_method("ddpm").schedule()
+    oracle = GaussianMixtureOracle(get_dataset("8gaussians").mixture, schedule)
+    with np.load(tmp_path / "s.npz") as z:
+        edm = get_grid("edm")(4, schedule).numpy()
+        uniform = get_grid("uniform")(4, schedule).numpy()
+        assert not np.allclose(edm, uniform)  # the check below can tell them apart
+        np.testing.assert_allclose(z["trajectory_t"], edm)
+        # the stored cell is what generate gives on that grid (independently drawn here)
+        expected = generate(oracle, "euler", 4, 50, 5, grid="edm").samples.numpy()
+        np.testing.assert_allclose(z["euler__edm__steps4"], expected, rtol=1e-5, atol=1e-5)
+        assert not np.allclose(z["euler__edm__steps4"], z["euler__steps4"])
+
+
+def test_unknown_grid_fails_before_sampling(data, tmp_path):
+    proc = sfbench("sweep", "--oracle", "--method", "cfm", "--dataset", "8gaussians",
+                   "--data", str(data), "--solvers", "euler", "--steps", "4", "--grids", "edmm",
+                   "--out", "s.npz", "--result", "s.json", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "unknown grid 'edmm'" in proc.stderr
+    assert not (tmp_path / "s.json").exists() and not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.slow
+def test_image_sweep_scores_cells_by_fid_against_the_cached_reference(tmp_path):
+    """Digits: the reference job caches the test features and measures floor and baseline;
+    the sweep's FID of each cell is the FID of its stored samples, recomputed here."""
+    from sfbench.data import get_dataset
+    from sfbench.eval.fid import fid_kid, get_extractor
+
+    (tmp_path / "t.yaml").write_text("steps: 30\nbatch_size: 32\nwarmup_steps: 5\nema_decay: 0.9\n")
+    for args in (
+        ("data", "--dataset", "digits", "--n-train", "1497", "--n-test", "300",
+         "--out", "d.npz", "--result", "d.json"),
+        ("classifier", "--dataset", "digits", "--steps", "100", "--out", "c.pt",
+         "--result", "c.json"),
+        ("train", "--method", "rectified_flow", "--dataset", "digits", "--data", "d.npz",
+         "--config", "t.yaml", "--no-progress", "--out", "m.pt", "--result", "m.json"),
+        ("sweep", "--reference", "--dataset", "digits", "--data", "d.npz", "--classifier",
+         "c.pt", "--n-samples", "100", "--seed", "7", "--reference-draws", "2",
+         "--kid-subsets", "5", "--fid-features", "ref.npz", "--result", "r.json"),
+        ("sweep", "--model", "m.pt", "--data", "d.npz", "--classifier", "c.pt",
+         "--fid-features", "ref.npz", "--solvers", "euler", "--steps", "1", "8",
+         "--n-samples", "100", "--kid-subsets", "5", "--out", "s.npz", "--plot", "p.png",
+         "--result", "s.json"),
+    ):
+        proc = sfbench(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    ref = json.loads((tmp_path / "r.json").read_text())
+    assert ref["settings"]["data_kind"] == "image"
+    assert ref["result"]["w2"] is None
+    # real train images are far closer to the test split than the fitted Gaussian
+    assert ref["result"]["fid"] < ref["result"]["baseline_fid"]
+    assert [d["seed"] for d in ref["result"]["baseline_draws"]] == [7, 8]
+    protocol = ref["settings"]["fid_protocol"]
+    assert protocol["n_samples"] == 100 and protocol["n_reference"] == 300
+    assert protocol["extractor_sha256"] == json.loads((tmp_path / "c.json").read_text())[
+        "result"]["sha256"]
+    assert (tmp_path / "ref.npz").is_file()
+
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["result"]["selection_metric"] == "fid"
+    assert record["settings"]["fid_protocol"]["cached"] is True  # read, not recomputed
+    cells = record["result"]["cells"]
+    extractor = get_extractor("digits_classifier", str(tmp_path / "c.pt"))
+    with np.load(tmp_path / "s.npz") as z:
+        for c in cells:
+            assert c["w2"] is None and c["mmd"] is None
+            again = fid_kid(z[c["key"].replace("/", "__")], get_dataset("digits"), extractor,
+                            kid_subsets=5)
+            assert c["fid"] == pytest.approx(again["fid"], rel=1e-6)
+    best = min(cells, key=lambda c: c["fid"])
+    assert record["result"]["best_key"] == best["key"]
+    assert (tmp_path / "p.png").stat().st_size > 1000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import yaml
 from pipeline_helpers import job_counts, load_preset, run_snakemake
@@ -11,7 +13,7 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
     """Jobs per rule the workflow must plan for a preset, computed from its config."""
     n_data, n_methods = len(cfg["datasets"]), len(cfg["methods"])
     n_models = n_data * n_methods * len(cfg["seeds"])
-    return {
+    jobs = {
         "data": n_data,
         "reference": n_data,
         "train_config": n_methods,
@@ -20,8 +22,23 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "nll": n_models,
         "report": 1,
         "all": 1,
-        "total": 2 * n_data + n_methods + 3 * n_models + 2,
     }
+    images = cfg.get("images")
+    if images:
+        n_img = len(images["datasets"])
+        n_img_models = n_img * len(images["methods"]) * len(images["seeds"])
+        jobs["data"] += n_img
+        jobs["train"] += n_img_models
+        jobs.update(
+            image_train_config=len(images["methods"]),
+            image_reference=n_img,  # the test split's features, once per dataset
+            image_sweep=n_img_models,
+            image_nll=n_img_models,
+        )
+        if "digits" in images["datasets"]:
+            jobs["classifier"] = 1  # trained once, used by every digits FID
+    jobs["total"] = sum(jobs.values())
+    return jobs
 
 
 def test_lint_is_clean(workdir):
@@ -70,6 +87,18 @@ def _bad_config(workdir, edit) -> str:
         (lambda c: c["evaluation"]["nll"].update(rtol="1e-5"), "evaluation.nll.rtol"),
         (lambda c: c["train"].pop("steps"), "train.steps: required setting is missing"),
         (lambda c: c.update(seeds=[0, -1]), "seeds[1]"),
+        (lambda c: c["sampling"].update(grids=["uniform", "edmm"]), "sampling.grids[1]: 'edmm'"),
+        (lambda c: c["images"].update(datasets=["moons"]), "images.datasets[0]: 'moons'"),
+        (lambda c: c.update(datasets=["digits"]), "datasets[0]: 'digits'"),
+        (lambda c: c["images"].pop("classifier"), "images.classifier: required setting"),
+        (lambda c: c["images"]["evaluation"]["nll"].update(divergence="exactly"),
+         "images.evaluation.nll.divergence"),
+        (lambda c: c["images"]["train"]["network"].update(kind="resnet")
+         if "network" in c["images"]["train"]
+         else c["images"]["train"].update(network={"kind": "resnet"}),
+         "images.train.network.kind"),
+        (lambda c: c["images"]["data"].update(data_dir={"mnist": "/x"}),
+         "images.data.data_dir"),
     ],
 )
 def test_invalid_config_stops_before_any_job_naming_the_field(workdir, edit, field):
@@ -87,10 +116,26 @@ def test_schema_train_settings_are_trainconfig_fields():
 
     from pipeline_helpers import REPO
 
+    from sfbench.models.unet import UNet
     from sfbench.train import TrainConfig
 
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
     keys = set(schema["$defs"]["train_settings"]["properties"])
     assert keys <= {f.name for f in fields(TrainConfig)} - {"method", "seed"}
     network = set(schema["$defs"]["train_settings"]["properties"]["network"]["properties"])
-    assert network <= set(TrainConfig().network) | {"kind"}
+    unet = set(inspect.signature(UNet).parameters) - {"shape"}
+    assert network <= set(TrainConfig().network) | unet | {"kind"}
+
+
+def test_dry_run_plans_the_classifier_and_reference_once_for_digits(workdir):
+    """Every digits model's sweep reads one classifier and one cached reference."""
+    proc = run_snakemake(workdir, "-n", "-p", "--configfile", "config/default.yaml")
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.count("sfbench classifier --dataset digits") == 1
+    assert proc.stdout.count("sweep --reference --dataset digits") == 1
+    image_sweeps = [line for line in proc.stdout.splitlines()
+                    if "sfbench sweep --model results/models/digits/" in line]
+    assert len(image_sweeps) == len(load_preset("default")["images"]["methods"])
+    for line in image_sweeps:
+        assert "--classifier results/models/fid_classifier/digits.pt" in line
+        assert "--fid-features results/reference/digits_features.npz" in line

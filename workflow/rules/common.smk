@@ -5,6 +5,8 @@ import copy
 import hashlib
 import json
 import os
+import re
+import shlex
 from pathlib import Path
 
 import yaml
@@ -18,25 +20,34 @@ def _registries():
     """Valid names from the package registries (one list per config field)."""
     from sfbench.data import DATASETS
     from sfbench.methods import METHODS
+    from sfbench.solvers import GRIDS
     from sfbench.solvers.registry import SOLVERS
 
     fixed = sorted(name for name, spec in SOLVERS.items() if not spec.adaptive)
     adaptive = sorted(name for name, spec in SOLVERS.items() if spec.adaptive)
-    return sorted(DATASETS), sorted(METHODS), fixed, adaptive
+    vectors = sorted(name for name, d in DATASETS.items() if d.levels is None)
+    images = sorted(name for name, d in DATASETS.items() if d.levels is not None)
+    return {"datasets": vectors, "image_datasets": images, "methods": sorted(METHODS),
+            "fixed": fixed, "adaptive": adaptive, "grids": sorted(GRIDS)}
 
 
 def _schema_with_names():
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    datasets, methods, fixed, adaptive = _registries()
+    names = _registries()
+    schema["$defs"]["grids"]["items"] = {"enum": names["grids"]}
+    schema["$defs"]["adaptive"]["propertyNames"] = {"enum": names["adaptive"]}
     props = schema["properties"]
-    props["datasets"]["items"] = {"enum": datasets}
-    props["methods"]["items"] = {"enum": methods}
-    props["train_overrides"]["propertyNames"] = {"enum": methods}
-    sampling = props["sampling"]["properties"]
-    sampling["solvers"]["items"] = {"enum": fixed}
-    sampling["adaptive"]["propertyNames"] = {"enum": adaptive}
-    sampling["trajectory"]["properties"]["solver"] = {"enum": fixed}
-    props["report"]["properties"]["quality_datasets"]["items"] = {"enum": datasets}
+    images = props["images"]["properties"]
+    for block, datasets in ((props, "datasets"), (images, "image_datasets")):
+        block["datasets"]["items"] = {"enum": names[datasets]}
+        block["methods"]["items"] = {"enum": names["methods"]}
+        block["train_overrides"]["propertyNames"] = {"enum": names["methods"]}
+        block["sampling"]["properties"]["solvers"]["items"] = {"enum": names["fixed"]}
+    images["data"]["properties"]["data_dir"]["propertyNames"] = {"enum": names["image_datasets"]}
+    props["sampling"]["properties"]["trajectory"]["properties"]["solver"] = {
+        "enum": names["fixed"]
+    }
+    props["report"]["properties"]["quality_datasets"]["items"] = {"enum": names["datasets"]}
     return schema
 
 
@@ -92,10 +103,27 @@ def validate_config(cfg) -> None:
             problems.append("sampling.trajectory.steps: must be one of sampling.steps")
         if not cfg["sampling"]["solvers"] and not cfg["sampling"]["adaptive"]:
             problems.append("sampling: no solver to run (solvers and adaptive are both empty)")
+        problems += _image_problems(cfg.get("images"))
     if problems:
         raise WorkflowError(
             "invalid configuration (no job was started):\n  " + "\n  ".join(problems)
         )
+
+
+def _image_problems(images) -> list:
+    """Checks of the images block the schema cannot express."""
+    if not images:
+        return []
+    problems = []
+    sampling = images["sampling"]
+    if not sampling["solvers"] and not sampling["adaptive"]:
+        problems.append("images.sampling: no solver to run (solvers and adaptive are both empty)")
+    if "digits" in images["datasets"] and "classifier" not in images:
+        problems.append(
+            "images.classifier: required setting is missing (the digits FID needs the "
+            "classifier the pipeline trains; `classifier: {}` takes its defaults)"
+        )
+    return problems
 
 
 def config_hash(cfg) -> str:
@@ -103,10 +131,46 @@ def config_hash(cfg) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def train_settings(method) -> dict:
-    """The TrainConfig fields for ``method``: ``train`` updated by ``train_overrides``."""
-    settings = copy.deepcopy(config["train"])
-    override = copy.deepcopy(config.get("train_overrides", {}).get(method, {}))
+def images_config() -> dict:
+    """The images block of the preset ({} when the preset has none)."""
+    return config.get("images") or {}
+
+
+def image_datasets() -> list:
+    return images_config().get("datasets", [])
+
+
+def is_image(dataset) -> bool:
+    return dataset in image_datasets()
+
+
+def block_of(dataset) -> dict:
+    """The part of the preset that sets up ``dataset``: the images block or the top level."""
+    return images_config() if is_image(dataset) else config
+
+
+def dataset_regex(datasets) -> str:
+    """A wildcard constraint matching exactly these dataset names (rules of one kind)."""
+    return "|".join(map(re.escape, datasets)) or "(?!)"
+
+
+def data_dir_flag(dataset) -> str:
+    """``--data-dir DIR`` where the images block names a directory for ``dataset``."""
+    path = images_config().get("data", {}).get("data_dir", {}).get(dataset) if is_image(
+        dataset
+    ) else None
+    return f"--data-dir {shlex.quote(path)}" if path else ""
+
+
+def train_settings(method, block=None) -> dict:
+    """The TrainConfig fields for ``method``: ``train`` updated by ``train_overrides``.
+
+    ``block`` is the part of the preset to read (default: the top level, the
+    2-D comparison; the images block for image models).
+    """
+    block = config if block is None else block
+    settings = copy.deepcopy(block["train"])
+    override = copy.deepcopy(block.get("train_overrides", {}).get(method, {}))
     network = {**settings.get("network", {}), **override.pop("network", {})}
     settings.update(override)
     if network:
@@ -114,31 +178,44 @@ def train_settings(method) -> dict:
     return settings
 
 
-def models():
-    """(dataset, method, seed) of every model the preset trains."""
-    return [
-        (d, m, s) for d in config["datasets"] for m in config["methods"] for s in config["seeds"]
-    ]
+def models(block=None):
+    """(dataset, method, seed) of every model of ``block`` (default: the 2-D comparison)."""
+    block = config if block is None else block
+    if not block:
+        return []
+    return [(d, m, s) for d in block["datasets"] for m in block["methods"] for s in block["seeds"]]
 
 
-def model_paths(pattern) -> list:
-    return [pattern.format(dataset=d, method=m, seed=s) for d, m, s in models()]
+def model_paths(pattern, block=None) -> list:
+    return [pattern.format(dataset=d, method=m, seed=s) for d, m, s in models(block)]
 
 
-def sweep_cells() -> int:
-    """Number of (solver, steps or tolerance) cells each model is sampled at."""
-    sampling = config["sampling"]
-    return len(sampling["solvers"]) * len(sampling["steps"]) + sum(
-        len(tols) for tols in sampling["adaptive"].values()
-    )
+def all_model_paths(pattern) -> list:
+    """``pattern`` for every model of the preset, 2-D and image."""
+    return model_paths(pattern) + model_paths(pattern, images_config())
 
 
-def adaptive_flags() -> str:
+def sweep_cells(sampling=None) -> int:
+    """Number of (solver, grid, steps or tolerance) cells each model is sampled at."""
+    sampling = config["sampling"] if sampling is None else sampling
+    return len(sampling["solvers"]) * len(sampling.get("grids", ["uniform"])) * len(
+        sampling["steps"]
+    ) + sum(len(tols) for tols in sampling["adaptive"].values())
+
+
+def adaptive_flags(sampling=None) -> str:
     """``--adaptive dopri5:1e-2,1e-3`` for each adaptive solver."""
+    sampling = config["sampling"] if sampling is None else sampling
     return " ".join(
         f"--adaptive {name}:{','.join(repr(float(t)) for t in tols)}"
-        for name, tols in sorted(config["sampling"]["adaptive"].items())
+        for name, tols in sorted(sampling["adaptive"].items())
     )
+
+
+def grid_flags(sampling=None) -> str:
+    """``--grids uniform edm``: the time grids of the fixed-step solvers."""
+    sampling = config["sampling"] if sampling is None else sampling
+    return "--grids " + " ".join(sampling.get("grids", ["uniform"]))
 
 
 def job_key(stage, wildcards) -> str:
@@ -149,30 +226,73 @@ def job_key(stage, wildcards) -> str:
     return "/".join(parts)
 
 
+def classifier_paths(suffix) -> list:
+    """The digits classifier the images block needs (none without digits)."""
+    if "digits" not in image_datasets():
+        return []
+    return [f"results/{'models' if suffix == 'pt' else 'train'}/fid_classifier/digits.{suffix}"]
+
+
 def report_inputs(wildcards=None) -> dict:
+    datasets = config["datasets"] + image_datasets()
     return {
-        "data": expand("results/data/{dataset}.json", dataset=config["datasets"]),
-        "reference": expand("results/reference/{dataset}.json", dataset=config["datasets"]),
-        "train": model_paths("results/train/{dataset}/{method}/seed{seed}.json"),
-        "sweep": model_paths("results/sweep/{dataset}/{method}/seed{seed}.json"),
-        "nll": model_paths("results/nll/{dataset}/{method}/seed{seed}.json"),
+        "data": expand("results/data/{dataset}.json", dataset=datasets),
+        "reference": expand("results/reference/{dataset}.json", dataset=datasets),
+        "classifier": classifier_paths("json"),
+        "train": all_model_paths("results/train/{dataset}/{method}/seed{seed}.json"),
+        "sweep": all_model_paths("results/sweep/{dataset}/{method}/seed{seed}.json"),
+        "nll": all_model_paths("results/nll/{dataset}/{method}/seed{seed}.json"),
     }
 
 
 def report_tables() -> list:
+    names = ["summary", "cells", "best_by_solver", "quality"]
+    if image_datasets():
+        names += ["baseline", "bits"]
+    methods = list(dict.fromkeys(config["methods"] + images_config().get("methods", [])))
     return (
-        [
-            f"results/report/tables/{name}.csv"
-            for name in ("summary", "cells", "best_by_solver", "quality")
-        ]
-        + expand("results/report/tables/summary_{dataset}.csv", dataset=config["datasets"])
-        + expand("results/report/tables/grid_{method}.csv", method=config["methods"])
+        [f"results/report/tables/{name}.csv" for name in names]
+        + expand("results/report/tables/summary_{dataset}.csv",
+                 dataset=config["datasets"] + image_datasets())
+        + expand("results/report/tables/grid_{method}.csv", method=methods)
     )
 
 
 def report_figures() -> list:
-    """The report's figures: metric-vs-NFE plots, samples and trajectories per dataset."""
+    """The report's figures: metric-vs-NFE plots, samples and trajectories per dataset.
+
+    Image datasets: FID and KID against NFE, and one sample grid per method.
+    """
     names = ["w2_vs_nfe", "mmd_vs_nfe", "fid_vs_nfe", "samples", "trajectories"]
-    return expand(
+    figures = expand(
         "results/report/figures/{name}_{dataset}.png", name=names, dataset=config["datasets"]
+    )
+    images = images_config()
+    if images:
+        figures += expand("results/report/figures/{name}_vs_nfe_{dataset}.png",
+                          name=["fid", "kid"], dataset=images["datasets"])
+        figures += expand("results/report/figures/samples_{dataset}_{method}.png",
+                          dataset=images["datasets"], method=images["methods"])
+    return figures
+
+
+def classifier_input(wildcards) -> dict:
+    """The digits classifier as a job input where the dataset's FID uses it."""
+    if wildcards.dataset != "digits":
+        return {}
+    return {"classifier": classifier_paths("pt")[0]}
+
+
+def classifier_flag(wildcards) -> str:
+    paths = classifier_input(wildcards)
+    return f"--classifier {paths['classifier']}" if paths else ""
+
+
+def fid_flags() -> str:
+    """KID subsets and the feature extractor's device, from images.evaluation.fid."""
+    fid = images_config()["evaluation"].get("fid", {})
+    return (
+        f"--kid-subsets {fid.get('kid_subsets', 100)}"
+        f" --kid-subset-size {fid.get('kid_subset_size', 1000)}"
+        f" --fid-device {fid.get('device', 'cpu')}"
     )

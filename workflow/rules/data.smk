@@ -1,5 +1,6 @@
-# Stage 1: draw each dataset's train and test splits once; measure the W2
-# noise floor between the test split and an independent draw of the same size.
+# Stage 1: draw each dataset's train and test splits once (2-D and image
+# datasets alike); measure the W2 noise floor of the 2-D datasets between the
+# test split and an independent draw of the same size (images: images.smk).
 
 
 rule data:
@@ -11,15 +12,16 @@ rule data:
     benchmark:
         "logs/benchmarks/data/{dataset}.tsv"
     params:
-        data_seed=config["data"]["data_seed"],
-        n_train=config["data"]["n_train"],
-        n_test=config["data"]["n_test"],
+        data_seed=lambda w: block_of(w.dataset)["data"].get("data_seed", 0),
+        n_train=lambda w: block_of(w.dataset)["data"]["n_train"],
+        n_test=lambda w: block_of(w.dataset)["data"]["n_test"],
+        data_dir=lambda w: data_dir_flag(w.dataset),
         key=lambda w: job_key("data", w),
     conda:
         "../envs/sfbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m sfbench data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
-        " --n-train {params.n_train} --n-test {params.n_test}"
+        " --n-train {params.n_train} --n-test {params.n_test} {params.data_dir}"
         " --out {output.data} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
 
@@ -28,6 +30,8 @@ rule reference:
         data="resources/data/{dataset}.npz",
     output:
         result="results/reference/{dataset}.json",
+    wildcard_constraints:
+        dataset=dataset_regex(config["datasets"]),
     log:
         "logs/reference/{dataset}.log",
     benchmark:

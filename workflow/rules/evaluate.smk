@@ -8,6 +8,8 @@ rule nll:
         data="resources/data/{dataset}.npz",
     output:
         result="results/nll/{dataset}/{method}/seed{seed}.json",
+    wildcard_constraints:
+        dataset=dataset_regex(config["datasets"]),
     log:
         "logs/nll/{dataset}/{method}/seed{seed}.log",
     benchmark:

@@ -5,7 +5,7 @@
 rule report:
     input:
         unpack(report_inputs),
-        samples=model_paths("results/samples/{dataset}/{method}/seed{seed}.npz"),
+        samples=all_model_paths("results/samples/{dataset}/{method}/seed{seed}.npz"),
     output:
         md="results/report/report.md",
         html="results/report/report.html",
@@ -28,5 +28,6 @@ rule report:
     shell:
         "OMP_NUM_THREADS={threads} python -m sfbench report --preset {params.preset} --out-dir {params.out_dir}"
         " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
-        " --results {input.data} {input.reference} {input.train} {input.sweep} {input.nll}"
+        " --results {input.data} {input.reference} {input.classifier} {input.train}"
+        " {input.sweep} {input.nll}"
         " --result {output.result} --job-key report > {log} 2>&1"

@@ -12,6 +12,8 @@ rule sweep:
         result="results/sweep/{dataset}/{method}/seed{seed}.json",
         samples="results/samples/{dataset}/{method}/seed{seed}.npz",
         plot="results/plots/{dataset}/{method}/seed{seed}.png",
+    wildcard_constraints:
+        dataset=dataset_regex(config["datasets"]),
     log:
         "logs/sweep/{dataset}/{method}/seed{seed}.log",
     benchmark:
@@ -19,6 +21,7 @@ rule sweep:
     params:
         solvers=" ".join(config["sampling"]["solvers"]) or "none",
         steps=" ".join(map(str, config["sampling"]["steps"])),
+        grids=grid_flags(),
         adaptive=adaptive_flags(),
         n_samples=config["sampling"]["n_samples"],
         seed=config["sampling"]["seed"],
@@ -32,7 +35,7 @@ rule sweep:
         "../envs/sfbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
-        " --solvers {params.solvers} --steps {params.steps} {params.adaptive}"
+        " --solvers {params.solvers} --steps {params.steps} {params.grids} {params.adaptive}"
         " --n-samples {params.n_samples} --seed {params.seed} {params.trajectory}"
         " --device {params.device}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"

@@ -21,7 +21,11 @@ rule train_config:
 rule train:
     input:
         data="resources/data/{dataset}.npz",
-        config="resources/train_config/{method}.yaml",
+        config=lambda w: (
+            f"resources/train_config/images/{w.method}.yaml"
+            if is_image(w.dataset)
+            else f"resources/train_config/{w.method}.yaml"
+        ),
     output:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         result="results/train/{dataset}/{method}/seed{seed}.json",
@@ -31,11 +35,12 @@ rule train:
         "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
     params:
         checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
+        data_dir=lambda w: data_dir_flag(w.dataset),
         key=lambda w: job_key("train", w),
     conda:
         "../envs/sfbench.yaml"
     shell:
         "OMP_NUM_THREADS={threads} python -m sfbench train --method {wildcards.method} --dataset {wildcards.dataset}"
-        " --data {input.data} --seed {wildcards.seed} --config {input.config}"
+        " --data {input.data} {params.data_dir} --seed {wildcards.seed} --config {input.config}"
         " --checkpoint-dir {params.checkpoint_dir} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

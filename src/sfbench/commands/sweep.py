@@ -13,6 +13,15 @@ the ODE trajectories of the first points of one cell.
 are independent of the test split, of the same size as a sample set,
 compared with the test split by the same metrics.
 
+Image models (digits, fashion_mnist, cifar10) are measured by FID and KID
+with the dataset's pinned extractor instead (``--classifier`` for the digits;
+``--fid-features``: the test split's features cached by the reference job);
+their W2 and MMD are null. ``--reference`` on an image dataset gives the FID
+floor (train-split subsets) and the Gaussian baseline at the same sample count.
+
+``--grids uniform edm ...`` runs every fixed-step solver on each time grid;
+a cell on a grid other than ``uniform`` is keyed ``<solver>/<grid>/steps<N>``.
+
 Inside a tracked job every cell is also a nested MLflow run of the sweep run.
 """
 
@@ -28,7 +37,9 @@ from sfbench.commands.common import add_result, non_negative_int, positive_int
 from sfbench.errors import SfbenchError
 from sfbench.io import load_array, save_npz
 
-METRICS = ("w2", "mmd", "fid")
+METRICS = ("w2", "mmd", "fid", "kid")
+#: The metric a sweep's best cell is chosen by, per kind of data.
+SELECTION = {"vector": "w2", "image": "fid"}
 
 
 def adaptive_spec(text: str) -> tuple[str, list[float]]:
@@ -78,6 +89,8 @@ def add_parser(sub):
         help="fixed-step solvers, each run at every --steps ('none' for no fixed-step solver)",
     )
     p.add_argument("--steps", nargs="+", type=positive_int, default=[], help="step counts")
+    p.add_argument("--grids", nargs="+", default=["uniform"],
+                   help="time grids of the fixed-step solvers (uniform, edm, logsnr)")
     p.add_argument(
         "--adaptive", type=adaptive_spec, action="append", default=[], metavar="SOLVER:TOL,...",
         help="an adaptive solver and its tolerances, rtol = atol (repeatable)",
@@ -92,47 +105,100 @@ def add_parser(sub):
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="sampling device")
     p.add_argument("--out", help=".npz of every cell's samples (required unless --reference)")
     p.add_argument("--plot", help="PNG of sample scatter plots, one panel per cell")
+    images = p.add_argument_group("images (FID / KID)")
+    images.add_argument("--data-dir", help="where image datasets' files are")
+    images.add_argument("--classifier", help="digits classifier file (digits FID)")
+    images.add_argument("--fid-features", help="cached features of the FID reference split "
+                        "(written by --reference, read by model sweeps)")
+    images.add_argument("--kid-subsets", type=positive_int, default=100)
+    images.add_argument("--kid-subset-size", type=positive_int, default=1000)
+    images.add_argument("--fid-device", default="cpu", choices=("cpu", "cuda"),
+                        help="device of the feature extractor")
     add_result(p)
     return p
 
 
-def cell_key(solver: str, steps: int | None, tol: float | None) -> str:
-    return f"{solver}/steps{steps}" if tol is None else f"{solver}/tol{tol:g}"
+def cell_key(solver: str, steps: int | None, tol: float | None, grid: str = "uniform") -> str:
+    if tol is not None:
+        return f"{solver}/tol{tol:g}"
+    return f"{solver}/steps{steps}" if grid == "uniform" else f"{solver}/{grid}/steps{steps}"
 
 
 def npz_key(key: str) -> str:
     return key.replace("/", "__")
 
 
-def sample_metrics(samples: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """W2, MMD^2 and coordinate FID; NaN (with the reason) if a sample is not finite."""
+def sample_metrics(samples: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
+    """W2, MMD^2 and coordinate FID (KID: null); NaN if a sample is not finite."""
     from sfbench.eval.distances import frechet_distance_coords, mmd, wasserstein2
 
     finite = np.isfinite(samples).all(axis=1)
     if not finite.all():
-        return {name: math.nan for name in METRICS}
+        return {"w2": math.nan, "mmd": math.nan, "fid": math.nan, "kid": None}
     return {
         "w2": wasserstein2(samples, test),
         "mmd": mmd(samples, test),
         "fid": frechet_distance_coords(samples, test),
+        "kid": None,
     }
 
 
-def _cells(args) -> list[tuple[str, int | None, float | None]]:
+class ImageMetrics:
+    """FID / KID of image samples with the dataset's pinned extractor (W2, MMD: null).
+
+    The extractor is loaded once; the reference features come from
+    ``--fid-features`` (read only: a sweep never rewrites the reference job's file).
+    """
+
+    def __init__(self, dataset, args):
+        from sfbench.eval.fid import extractor_name, get_extractor
+
+        self.dataset = dataset
+        self.extractor = get_extractor(extractor_name(dataset), args.classifier, dataset.dim)
+        self.options = dict(
+            cache_file=args.fid_features, write_cache=False, kid_subsets=args.kid_subsets,
+            kid_subset_size=args.kid_subset_size, device=args.fid_device,
+        )
+        self.protocol: dict | None = None
+
+    def __call__(self, samples: np.ndarray) -> dict[str, float | None]:
+        from sfbench.eval.fid import fid_kid
+
+        nan = {"w2": None, "mmd": None, "fid": math.nan, "kid": math.nan, "kid_std": math.nan}
+        if not np.isfinite(samples).all():
+            return nan
+        res = fid_kid(samples, self.dataset, self.extractor, **self.options)
+        self.protocol = self.protocol or res["protocol"]
+        return {**nan, "fid": res["fid"], "kid": res["kid_mean"], "kid_std": res["kid_std"]}
+
+
+def _image_dataset(name, data_dir):
+    """The dataset ``name`` if it holds discrete images (FID / KID), else None."""
+    from sfbench.data import get_dataset
+
+    ds = get_dataset(name, data_dir) if name else None
+    return ds if ds is not None and ds.levels is not None else None
+
+
+def _cells(args) -> list[tuple[str, int | None, float | None, str]]:
     solvers = [] if args.solvers == ["none"] else args.solvers
     if solvers and not args.steps:
         raise SfbenchError("--solvers needs --steps")
-    cells = [(s, n, None) for s in solvers for n in args.steps]
-    cells += [(name, None, tol) for name, tols in args.adaptive for tol in tols]
+    grids = list(dict.fromkeys(args.grids))
+    cells = [(s, n, None, g) for s in solvers for g in grids for n in args.steps]
+    cells += [(name, None, tol, "endpoints") for name, tols in args.adaptive for tol in tols]
     if not cells:
         raise SfbenchError("nothing to sample: give --solvers with --steps, or --adaptive")
     return cells
 
 
-def _check_solvers(cells, trajectory) -> None:
+def _check_solvers(cells, trajectory, grids) -> None:
+    from sfbench.solvers import get_grid
     from sfbench.solvers.registry import get_solver
 
-    for solver, steps, _tol in cells:
+    for grid in grids:
+        get_grid(grid)  # ValueError naming the valid grids
+    for solver, steps, _tol, _grid in cells:
         spec = get_solver(solver)
         if spec.adaptive != (steps is None):
             kind = "adaptive (use --adaptive)" if spec.adaptive else "fixed-step (use --solvers)"
@@ -141,11 +207,54 @@ def _check_solvers(cells, trajectory) -> None:
         raise SfbenchError("--trajectory needs a fixed-step solver")
 
 
+def run_image_reference(args, ds) -> dict:
+    """FID floor (train-split subsets) and Gaussian baseline; writes the reference features."""
+    from sfbench.eval.fid import extractor_name, get_extractor, image_reference
+
+    if not args.n_samples:
+        raise SfbenchError("--reference on images needs --n-samples (the sweep's sample count)")
+    extractor = get_extractor(extractor_name(ds), args.classifier, ds.dim)
+    res = image_reference(
+        ds, extractor, args.n_samples, args.seed, draws=args.reference_draws,
+        cache_file=args.fid_features, kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size, device=args.fid_device,
+    )
+    protocol = res.pop("protocol")
+    result = {
+        "w2": None, "w2_std": None, "mmd": None, "mmd_std": None,
+        "fid": res["floor_fid"], "fid_std": res["floor_fid_std"],
+        "kid": res["floor_kid"], "kid_std": res["floor_kid_std"],
+        "baseline_fid": res["baseline_fid"], "baseline_fid_std": res["baseline_fid_std"],
+        "baseline_kid": res["baseline_kid"], "baseline_kid_std": res["baseline_kid_std"],
+        "draws": res["floor"], "baseline_draws": res["baseline"],
+    }
+    return {
+        "command": "sweep",
+        "settings": {
+            "mode": "reference",
+            "data_kind": "image",
+            "dataset": ds.name,
+            "data": args.data,
+            "n_samples": args.n_samples,
+            "n_test": protocol["n_reference"],
+            "reference_seeds": [args.seed + k for k in range(args.reference_draws)],
+            "floor": "random subsets of the train split, one per seed",
+            "baseline": "N(mean, covariance) of the train split's pixels, one draw set per seed",
+            "fid_protocol": protocol,
+        },
+        "result": result,
+        "outputs": [args.fid_features] if args.fid_features else [],
+    }
+
+
 def run_reference(args, test: np.ndarray) -> dict:
     from sfbench.data import get_dataset
 
     if not args.dataset:
         raise SfbenchError("--reference needs --dataset")
+    image = _image_dataset(args.dataset, args.data_dir)
+    if image is not None:
+        return run_image_reference(args, image)
     ds = get_dataset(args.dataset)
     n = args.n_samples or test.shape[0]
     draws = []
@@ -154,7 +263,7 @@ def run_reference(args, test: np.ndarray) -> dict:
         x = ds.sample(n, args.seed + k, "test")
         draws.append({"data_seed": args.seed + k, **sample_metrics(x, test)})
     result = {"draws": draws}
-    for name in METRICS:
+    for name in ("w2", "mmd", "fid"):
         values = np.array([d[name] for d in draws])
         result[name] = float(values.mean())
         result[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
@@ -162,6 +271,7 @@ def run_reference(args, test: np.ndarray) -> dict:
         "command": "sweep",
         "settings": {
             "mode": "reference",
+            "data_kind": "vector",
             "dataset": ds.name,
             "data": args.data,
             "n_samples": n,
@@ -180,7 +290,7 @@ def run(args) -> dict:
     if not args.out:
         raise SfbenchError("--out is required (the samples of every cell)")
     cells = _cells(args)
-    _check_solvers(cells, args.trajectory)
+    _check_solvers(cells, args.trajectory, args.grids)
 
     import torch
 
@@ -195,6 +305,14 @@ def run(args) -> dict:
             raise SfbenchError("--device cuda but no CUDA device is available")
         model = model.to("cuda")
     load_seconds = time.perf_counter() - tic
+    image = _image_dataset(model_info.get("dataset"), args.data_dir)
+    kind = "vector" if image is None else "image"
+    if image is not None:
+        metrics_of = ImageMetrics(image, args)
+        test = test.reshape(test.shape[0], -1)
+    else:
+        def metrics_of(samples):
+            return sample_metrics(samples, test)
     n = args.n_samples or int(test.shape[0])
     tracker = active_tracker()
     common = {
@@ -206,14 +324,15 @@ def run(args) -> dict:
     arrays: dict[str, np.ndarray] = {}
     rows = []
     sampling_settings = None
-    for solver, steps, tol in cells:
+    for solver, steps, tol, grid in cells:
         options = {} if tol is None else {"rtol": tol, "atol": tol}
-        res = generate(model, solver, steps, n, args.seed, **options)
+        grid_arg = {} if tol is not None else {"grid": grid}
+        res = generate(model, solver, steps, n, args.seed, **grid_arg, **options)
         samples = res.samples.numpy().astype(np.float32)
         tic = time.perf_counter()
-        metrics = sample_metrics(samples, test)
+        metrics = metrics_of(samples)
         eval_seconds = time.perf_counter() - tic
-        key = cell_key(solver, steps, tol)
+        key = cell_key(solver, steps, tol, grid)
         arrays[npz_key(key)] = samples
         row = {
             "key": key,
@@ -221,6 +340,7 @@ def run(args) -> dict:
             "solver_kind": res.settings["solver_kind"],
             "steps": steps,
             "tolerance": tol,
+            "grid": res.settings["grid"],
             "options": res.settings["options"],
             "nfe": int(res.nfe),
             "sample_seconds": float(res.wall_seconds),
@@ -231,71 +351,77 @@ def run(args) -> dict:
         rows.append(row)
         sampling_settings = sampling_settings or {
             k: v for k, v in res.settings.items()
-            if k not in ("solver", "solver_kind", "steps", "options")
+            if k not in ("solver", "solver_kind", "steps", "options", "grid", "grid_options")
         }
         if tracker is not None:
             cell_settings = {
-                **common, "solver": solver, "steps": steps, "options": res.settings["options"],
-                "n_samples": n, "n_test": int(test.shape[0]), "sampling_seed": args.seed,
+                **common, "solver": solver, "steps": steps, "grid": row["grid"],
+                "options": res.settings["options"], "n_samples": n,
+                "n_test": int(test.shape[0]), "sampling_seed": args.seed,
             }
-            cell_result = {k: row[k] for k in ("nfe", "sample_seconds", "n_finite", *METRICS)}
+            cell_result = {
+                k: row[k] for k in ("nfe", "sample_seconds", "n_finite", *METRICS, "kid_std")
+                if row.get(k) is not None
+            }
             tracker.log_child(key, cell_settings, cell_result)
 
     trajectory_info = None
     if args.trajectory:
         solver, steps, n_points = args.trajectory
-        res = generate(model, solver, steps, min(n_points, n), args.seed, record_trajectory=True)
+        grid = args.grids[0]
+        res = generate(model, solver, steps, min(n_points, n), args.seed, grid=grid,
+                       record_trajectory=True)
         arrays["trajectory"] = res.trajectory.numpy().astype(np.float32)
-        from sfbench.solvers import uniform_grid
-
-        arrays["trajectory_t"] = uniform_grid(
-            steps, model.schedule.t_start, model.schedule.t_end
-        ).numpy()
-        trajectory_info = {"solver": solver, "steps": steps, "n_points": min(n_points, n)}
+        arrays["trajectory_t"] = res.grid.numpy()  # the times the states were taken at
+        trajectory_info = {"solver": solver, "steps": steps, "grid": grid,
+                           "n_points": min(n_points, n)}
     save_npz(args.out, **arrays)
 
     outputs = [args.out]
     if args.plot:
-        from sfbench.report.plots import save_sweep_grid
+        from sfbench.report.plots import save_image_sweep_grid, save_sweep_grid
 
-        save_sweep_grid(args.plot, arrays, rows, test, title=_title(model_info))
+        if image is None:
+            save_sweep_grid(args.plot, arrays, rows, test, title=_title(model_info))
+        else:
+            save_image_sweep_grid(args.plot, arrays, rows, image.shape, title=_title(model_info))
         outputs.append(args.plot)
 
-    finite = [r for r in rows if math.isfinite(r["w2"])]
-    best = min(finite, key=lambda r: r["w2"]) if finite else None
+    select = SELECTION[kind]
+    finite = [r for r in rows if r[select] is not None and math.isfinite(r[select])]
+    best = min(finite, key=lambda r: r[select]) if finite else None
     result = {
         "cells": rows,
         "n_cells": len(rows),
         "n_cells_finite": len(finite),
+        "selection_metric": select,
         "load_seconds": load_seconds,
         "sample_seconds": sum(r["sample_seconds"] for r in rows),
         "eval_seconds": sum(r["eval_seconds"] for r in rows),
     }
     if best is not None:
-        result.update(
-            best_key=best["key"], best_w2=best["w2"], best_mmd=best["mmd"],
-            best_fid=best["fid"], best_nfe=best["nfe"],
-        )
-    return {
-        "command": "sweep",
-        "settings": {
-            "mode": "model",
-            "model": model_info,
-            **common,
-            "data": args.data,
-            "n_samples": n,
-            "n_test": int(test.shape[0]),
-            "sampling_seed": args.seed,
-            "solvers": sorted({c[0] for c in cells if c[2] is None}),
-            "steps": list(args.steps),
-            "adaptive": {name: tols for name, tols in args.adaptive},
-            "trajectory": trajectory_info,
-            "sampling": sampling_settings,
-            "device": args.device,
-        },
-        "result": result,
-        "outputs": outputs,
+        result.update(best_key=best["key"], best_nfe=best["nfe"],
+                      **{f"best_{m}": best[m] for m in METRICS})
+    settings = {
+        "mode": "model",
+        "data_kind": kind,
+        "model": model_info,
+        **common,
+        "data": args.data,
+        "n_samples": n,
+        "n_test": int(test.shape[0]),
+        "sampling_seed": args.seed,
+        "solvers": sorted({c[0] for c in cells if c[2] is None}),
+        "steps": list(args.steps),
+        "grids": list(dict.fromkeys(args.grids)),
+        "adaptive": {name: tols for name, tols in args.adaptive},
+        "trajectory": trajectory_info,
+        "sampling": sampling_settings,
+        "device": args.device,
     }
+    if image is not None:
+        settings["fid_protocol"] = metrics_of.protocol
+    return {"command": "sweep", "settings": settings, "result": result, "outputs": outputs}
 
 
 def _title(info: dict) -> str:

@@ -190,12 +190,18 @@ def reference_features(
     cache_dir: str | Path | None = None,
     batch_size: int = 100,
     device: str = "cpu",
+    *,
+    cache_file: str | Path | None = None,
+    write_cache: bool = True,
 ) -> tuple[np.ndarray, dict]:
     """Features of the reference images (the first ``n_reference`` of ``split``), cached.
 
     The cache file name holds dataset, split, count, extractor name and the
     first 16 hex digits of its hash; a file whose recorded key differs is
-    recomputed, never trusted.
+    recomputed, never trusted. ``cache_file`` names the file itself instead
+    (the pipeline's fixed path); with ``write_cache=False`` a missing or
+    stale file is recomputed in memory and left as it is (a job must not
+    rewrite another job's output).
     """
     real = dataset.load_split(split) if dataset.fixed_splits else None
     if real is None:
@@ -203,7 +209,9 @@ def reference_features(
     n = real.shape[0] if n_reference is None else min(n_reference, real.shape[0])
     key = f"{dataset.name}-{split}-n{n}-{extractor.name}-{(extractor.sha256 or 'none')[:16]}"
     info = {"reference_split": split, "n_reference": n, "reference_key": key}
-    path = Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
+    path = Path(cache_file) if cache_file is not None else (
+        Path(cache_dir) / f"{key}.npz" if cache_dir is not None else None
+    )
     if path is not None and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -212,8 +220,10 @@ def reference_features(
         except Exception:  # a corrupt cache file is recomputed below
             pass
     feats = extractor.features(real[:n], batch_size, device)
-    if path is not None:
+    if path is not None and write_cache:
         save_npz(path, features=feats, key=np.array(key))
+    else:
+        path = None
     return feats, {**info, "reference_cache": None if path is None else str(path), "cached": False}
 
 
@@ -252,6 +262,8 @@ def fid_kid(
     kid_seed: int = 0,
     batch_size: int = 100,
     device: str = "cpu",
+    cache_file: str | Path | None = None,
+    write_cache: bool = True,
 ) -> dict:
     """FID and KID of ``samples`` against the dataset's ``split``, with the full protocol.
 
@@ -261,7 +273,8 @@ def fid_kid(
     """
     fake = prepare_images(samples, dataset)
     real_feats, ref_info = reference_features(
-        extractor, dataset, split, n_reference, cache_dir, batch_size, device
+        extractor, dataset, split, n_reference, cache_dir, batch_size, device,
+        cache_file=cache_file, write_cache=write_cache,
     )
     fake_feats = extractor.features(fake, batch_size, device)
     kid_mean, kid_std = kid(real_feats, fake_feats, kid_subsets, kid_subset_size, kid_seed)
@@ -301,3 +314,55 @@ def gaussian_baseline_samples(train_x, n: int, seed: int) -> np.ndarray:
     mean, cov = flat.mean(0), np.cov(flat, rowvar=False)
     z = np.random.default_rng(seed).multivariate_normal(mean, cov, size=n, method="eigh")
     return z.reshape(n, *x.shape[1:]).astype(np.float32)
+
+
+def image_reference(
+    dataset: Dataset,
+    extractor: Extractor,
+    n_samples: int,
+    seed: int,
+    *,
+    draws: int = 3,
+    **fid_options,
+) -> dict:
+    r"""The two yardsticks of an image dataset's FID, at the sample count of a sweep cell.
+
+    - ``floor``: ``draws`` random subsets of ``n_samples`` images of the
+      *train* split (subset k drawn with seed ``seed + k``) against the test
+      split: real images independent of the reference, so the FID a perfect
+      model would get at this sample count (FID is biased upwards at finite
+      n, so a floor at another n would not compare);
+    - ``baseline``: ``draws`` sets of ``n_samples`` from the Gaussian fitted
+      to the train split's pixels (:func:`gaussian_baseline_samples`, seeds
+      ``seed + k``): what matching the first two pixel moments alone gives.
+
+    Both go through the same preparation and extractor as model samples
+    (``fid_options`` are those of :func:`fid_kid`). Returns per-draw values,
+    their mean and std, and the protocol of the first computation.
+    """
+    train = dataset.load_split("train")
+    if n_samples > train.shape[0]:
+        raise SfbenchError(
+            f"{dataset.name}: the FID floor needs {n_samples} train images per draw, "
+            f"the split has {train.shape[0]}; lower the sample count"
+        )
+    out: dict = {}
+    protocol = None
+    for name in ("floor", "baseline"):
+        rows = []
+        for k in range(draws):
+            if name == "floor":
+                pick = np.random.default_rng(seed + k).permutation(train.shape[0])[:n_samples]
+                x = train[np.sort(pick)]
+            else:
+                x = gaussian_baseline_samples(train, n_samples, seed + k)
+            res = fid_kid(x, dataset, extractor, **fid_options)
+            protocol = protocol or res["protocol"]
+            rows.append({"seed": seed + k, "fid": res["fid"], "kid": res["kid_mean"]})
+        out[name] = rows
+        for metric in ("fid", "kid"):
+            values = np.array([r[metric] for r in rows])
+            out[f"{name}_{metric}"] = float(values.mean())
+            out[f"{name}_{metric}_std"] = float(values.std(ddof=1)) if draws > 1 else 0.0
+    out["protocol"] = protocol
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from sfbench.io import atomic_write_bytes, write_json
-from sfbench.report import plots, tables
+from sfbench.report import plots, results, tables
 from sfbench.report.render import (
     Bullets,
     Figure,
@@ -33,6 +33,8 @@ FLOAT_FORMAT = "%.6g"  # CSV numbers: stable text, enough digits for every metri
 
 
 def _pm(mean, std) -> str:
+    if mean is None or mean != mean:  # a metric that does not apply here: no "± 0"
+        return fmt(None)
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
@@ -59,19 +61,23 @@ def protocol(res: Results) -> list[str]:
         )
     sweeps = res.records.get("sweep", [])
     for s in _unique(
-        {k: r["settings"][k] for k in ("n_samples", "n_test", "sampling_seed", "solvers", "steps",
-                                       "adaptive", "trajectory")}
+        {**{k: r["settings"][k] for k in ("n_samples", "n_test", "sampling_seed", "solvers",
+                                          "steps", "adaptive", "trajectory")},
+         "grids": r["settings"].get("grids", ["uniform"]),
+         "data_kind": r["settings"].get("data_kind", "vector")}
         for r in sweeps
     ):
         adaptive = "; ".join(
             f"{name} at rtol = atol in {', '.join(f'{t:g}' for t in tols)}"
             for name, tols in s["adaptive"].items()
         ) or "none"
+        grids = " and ".join(s["grids"])
         lines.append(
-            f"sampling: {s['n_samples']} samples per cell against {s['n_test']} test points, "
-            f"noise seed {s['sampling_seed']} (sample i starts from the same noise in every cell); "
-            f"fixed-step solvers {', '.join(s['solvers'])} at {', '.join(map(str, s['steps']))} "
-            f"steps on a uniform grid; adaptive: {adaptive}"
+            f"sampling ({s['data_kind']} data): {s['n_samples']} samples per cell against "
+            f"{s['n_test']} test points, noise seed {s['sampling_seed']} (sample i starts from "
+            f"the same noise in every cell); fixed-step solvers {', '.join(s['solvers'])} at "
+            f"{', '.join(map(str, s['steps']))} steps on the {grids} time grid; "
+            f"adaptive: {adaptive}"
         )
         if s.get("trajectory"):
             t = s["trajectory"]
@@ -104,18 +110,55 @@ def protocol(res: Results) -> list[str]:
         rest = ", ".join(f"{k} {v}" for k, v in n.items() if k != "n_test")
         lines.append(f"NLL: {n['n_test']} test points, probability-flow ODE; {rest}")
     for r in res.reference.to_dict("records") if len(res.reference) else []:
+        seeds = ", ".join(map(str, r["reference_seeds"]))
+        if r["data_kind"] == "image":
+            lines.append(
+                f"FID yardsticks `{r['dataset']}` ({r['n_samples']} images each, seeds {seeds}): "
+                "floor = random subsets of the train split; baseline = samples of the Gaussian "
+                "fitted to the train split's pixels (mean and full covariance: what matching "
+                "the first two pixel moments alone gives), clipped and rounded like samples"
+            )
+            continue
         lines.append(
             f"noise floor `{r['dataset']}`: {len(r['reference_seeds'])} independent draws of "
-            f"{r['n_samples']} points (data seeds {', '.join(map(str, r['reference_seeds']))}) "
-            f"against the test split"
+            f"{r['n_samples']} points (data seeds {seeds}) against the test split"
         )
+    lines += _image_protocol(res)
     from sfbench.eval.distances import MMD_BANDWIDTHS
 
     lines.append(
         "metrics: exact W2 (POT `emd2`, squared Euclidean cost); unbiased MMD² with RBF "
         f"bandwidths {', '.join(map(str, MMD_BANDWIDTHS))}; FID = Fréchet distance of the "
-        "raw coordinates; NLL in nats per point"
+        "raw coordinates (2-D data); NLL in nats per point"
     )
+    return lines
+
+
+def _image_protocol(res: Results) -> list[str]:
+    """The FID protocol of every image sweep and the classifiers, read from their records."""
+    lines = []
+    for p in _unique(
+        r["settings"]["fid_protocol"] for r in res.records.get("sweep", [])
+        if r["settings"].get("fid_protocol")
+    ):
+        text = (
+            f"FID/KID `{p['dataset']}`: extractor {p['extractor']} (sha256 "
+            f"{(p.get('extractor_sha256') or '')[:16]}…), features: {p.get('features')}; "
+            f"{p['n_samples']} samples per cell against the {p['n_reference']} images of the "
+            f"{p['reference_split']} split; samples: {p['sample_preprocessing']}; resize "
+            f"{p.get('resize')}; KID: {p['kid_subsets']} subsets of {p['kid_subset_size']}, "
+            f"kernel {p['kid_kernel']}"
+        )
+        if p.get("classifier_test_accuracy") is not None:
+            text += f"; classifier test accuracy {p['classifier_test_accuracy']:.4f}"
+        lines.append(text)
+    for r in res.records.get("classifier", []):
+        s, out = r["settings"], r["result"]
+        lines.append(
+            f"digits classifier (trained by the pipeline on the train split): {s.get('steps')} "
+            f"steps, seed {s.get('seed')}, test accuracy {out['test_accuracy']:.4f} on "
+            f"{out['n_test']} images, sha256 {out['sha256'][:16]}…"
+        )
     return lines
 
 
@@ -129,25 +172,33 @@ def versions(res: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _summary_view(s: pd.DataFrame) -> pd.DataFrame:
-    view = pd.DataFrame({
-        "method": s["method"],
-        "best setting": s["best_setting"],
-        "best W2": [_pm(m, d) for m, d in zip(s["w2_mean"], s["w2_std"], strict=True)],
-        "FID": [_pm(m, d) for m, d in zip(s["fid_mean"], s["fid_std"], strict=True)],
-        "MMD²": [_pm(m, d) for m, d in zip(s["mmd_mean"], s["mmd_std"], strict=True)],
-        "NFE": [_pm(m, d) for m, d in zip(s["nfe_mean"], s["nfe_std"], strict=True)],
-    })
-    if "nll_nats_mean" in s:
-        view["NLL (nats)"] = [
-            _pm(m, d) for m, d in zip(s["nll_nats_mean"], s["nll_nats_std"], strict=True)
-        ]
+LABELS = {"w2": "W2", "mmd": "MMD²", "fid": "FID", "kid": "KID", "nfe": "NFE",
+          "nll_nats": "NLL (nats)", "nll_bits_per_dim": "NLL (bits/dim)",
+          "vlb_bits_per_dim": "VLB (bits/dim)", "train_seconds": "train time (s)"}
+
+
+def _pm_column(s: pd.DataFrame, name: str) -> list[str]:
+    return [_pm(m, d) for m, d in zip(s[f"{name}_mean"], s[f"{name}_std"], strict=True)]
+
+
+def _summary_view(s: pd.DataFrame, kind: str = "vector") -> pd.DataFrame:
+    """The summary table of one dataset: the metrics of its kind of data, NLL, time."""
+    view = pd.DataFrame({"method": s["method"], "best setting": s["best_setting"]})
+    for metric in tables.KIND_METRICS[kind]:
+        label = LABELS[metric]
+        view[f"best {label}" if metric == results.SELECTION[kind] else label] = \
+            _pm_column(s, metric)
+    view["NFE"] = _pm_column(s, "nfe")
+    nll = ["nll_nats"] if kind == "vector" else ["nll_bits_per_dim", "vlb_bits_per_dim"]
+    for name in nll:
+        if f"{name}_mean" in s and s[f"{name}_mean"].notna().any():
+            view[LABELS[name]] = _pm_column(s, name)
     if "train_seconds_mean" in s:
-        view["train time (s)"] = [
-            _pm(m, d) for m, d in zip(s["train_seconds_mean"], s["train_seconds_std"], strict=True)
-        ]
-    if "w2_ratio" in s:
+        view[LABELS["train_seconds"]] = _pm_column(s, "train_seconds")
+    if kind == "vector" and "w2_ratio" in s:
         view["W2 / noise floor"] = s["w2_ratio"].to_numpy()
+    if kind == "image" and "fid_baseline_ratio" in s:
+        view["FID / baseline"] = s["fid_baseline_ratio"].to_numpy()
     view["seeds"] = s["n_seeds"].to_numpy()
     return view
 
@@ -182,6 +233,130 @@ def _test_split(res: Results, dataset: str) -> np.ndarray | None:
         return z["test"]
 
 
+def _vector_section(res, dataset, summary, means, ref) -> tuple[list, list[Figure]]:
+    """Summary, metric-vs-NFE plots, samples and trajectories of one 2-D dataset."""
+    blocks, figures = [], []
+    s = summary[summary["dataset"] == dataset]
+    caption = f"{dataset}: methods at their best setting (lowest mean W2; mean ± std over seeds)"
+    if ref is not None and dataset in ref.index:
+        r = ref.loc[dataset]
+        caption += (f"; noise floor W2 {fmt(r['w2'])} ± {fmt(r['w2_std'])}, "
+                    f"MMD² {fmt(r['mmd'])}, FID {fmt(r['fid'])}")
+    blocks.append(Table(_summary_view(s), caption=caption))
+    for metric in tables.KIND_METRICS["vector"]:
+        floor = float(ref.loc[dataset, metric]) if ref is not None and dataset in ref.index \
+            else None
+        figures.append(Figure(f"{metric}_vs_nfe_{dataset}.png",
+                              plots.metric_vs_nfe(means, dataset, metric, floor),
+                              f"{dataset}: {plots.METRIC_LABELS[metric]} against NFE, every "
+                              "method and solver (log axes; dashed: noise floor)"))
+    test = _test_split(res, dataset)
+    if test is not None:
+        seed = int(res.cells.loc[res.cells["dataset"] == dataset, "seed"].min())
+        samples = _load_samples(res, dataset, seed)
+        if samples:
+            # per (method, solver) the best setting of this seed's model
+            c = res.cells[(res.cells["dataset"] == dataset) & (res.cells["seed"] == seed)]
+            c = c[np.isfinite(c["w2"])]
+            best = c.loc[c.groupby(["method", "solver"], sort=False)["w2"].idxmin()]
+            figures.append(Figure(f"samples_{dataset}.png",
+                                  plots.sample_grid(best, dataset, test, samples),
+                                  f"{dataset}: samples of the seed-{seed} models, each solver at "
+                                  "its best setting (first column: test split)"))
+        paths = _load_trajectories(res, dataset, seed)
+        if paths:
+            figures.append(Figure(f"trajectories_{dataset}.png",
+                                  plots.trajectories(paths, dataset, test),
+                                  f"{dataset}: ODE trajectories of the seed-{seed} models"))
+    return blocks + figures, figures
+
+
+def _image_section(res, dataset, summary, means, ref) -> tuple[list, list[Figure]]:
+    """Summary, bits/dim, FID/KID-vs-NFE plots and one sample grid per method of an image set."""
+    blocks, figures = [], []
+    s = summary[summary["dataset"] == dataset]
+    caption = f"{dataset}: methods at their best setting (lowest mean FID; mean ± std over seeds)"
+    floor = baseline = None
+    if ref is not None and dataset in ref.index:
+        r = ref.loc[dataset]
+        floor, baseline = float(r["fid"]), float(r["baseline_fid"])
+        caption += (f"; FID of train-split images {fmt(r['fid'])} ± {fmt(r['fid_std'])}, "
+                    f"Gaussian baseline {fmt(r['baseline_fid'])} ± {fmt(r['baseline_fid_std'])}")
+    blocks.append(Table(_summary_view(s, "image"), caption=caption))
+    b = tables.bits(res)
+    b = b[b["dataset"] == dataset] if len(b) else b
+    if len(b):
+        view = pd.DataFrame({
+            "method": b["method"],
+            "NLL (bits/dim)": _pm_column(b, "nll_bits_per_dim"),
+            "stderr over test points": b["nll_bits_per_dim_stderr_mean"].to_numpy(),
+            "VLB (bits/dim)": _pm_column(b, "vlb_bits_per_dim"),
+            **{k: b[k].to_numpy() for k in ("num_points", "rtol", "atol", "t_start", "t_end",
+                                             "divergence", "n_probes", "nfe")},
+        })
+        blocks.append(Table(view, caption=(
+            f"{dataset}: bits/dim of the uniformly dequantized test images through the "
+            "probability-flow ODE (dopri5 at rtol / atol, integrated over [t_start, t_end]: "
+            "the t-truncation), and the DDPM variational bound (ddpm only, T steps, no "
+            "dequantization); mean ± std over seeds")))
+    labels = plots.IMAGE_METRIC_LABELS
+    for metric in tables.KIND_METRICS["image"]:
+        line = (floor, baseline)
+        if metric == "kid" and floor is not None:
+            line = (float(ref.loc[dataset, "kid"]), float(ref.loc[dataset, "baseline_kid"]))
+        figures.append(Figure(f"{metric}_vs_nfe_{dataset}.png",
+                              plots.metric_vs_nfe(means, dataset, metric, *line,
+                                                  metric_labels=labels,
+                                                  reference_label="train-split images"),
+                              f"{dataset}: {labels[metric]} against NFE, every method and "
+                              "solver (log NFE axis; dashed: train-split images, dotted: Gaussian "
+                              "baseline)"))
+    seed = int(res.cells.loc[res.cells["dataset"] == dataset, "seed"].min())
+    samples = _load_samples(res, dataset, seed)
+    test = _test_split(res, dataset)
+    shape = test.shape[1:] if test is not None and test.ndim == 4 else None
+    for method in dict.fromkeys(res.cells.loc[res.cells["dataset"] == dataset, "method"]):
+        c = res.cells[(res.cells["dataset"] == dataset) & (res.cells["seed"] == seed)
+                      & (res.cells["method"] == method)]
+        mine = {k: v for (m, k), v in samples.items() if m == method}
+        if shape is None or not mine:
+            continue
+        png = plots.image_sample_grid(c.to_dict("records"), mine, shape,
+                                      f"{dataset} / {method} / seed {seed}", real=test)
+        figures.append(Figure(f"samples_{dataset}_{method}.png", png,
+                              f"{dataset}: samples of the seed-{seed} {method} model, a row per "
+                              "solver, a column per step count or tolerance (first panel: test "
+                              "images; FID per cell)"))
+    return blocks + figures, figures
+
+
+def _baseline_blocks(res: Results) -> list:
+    b = tables.baseline(res)
+    if not len(b):
+        return []
+    n_below = int(b["below_baseline"].sum())
+    verdicts = [
+        f"`{r['dataset']}` {r['method']}: best FID {fmt(r['fid_mean'])} "
+        f"({r['best_setting']}) is {'below' if r['below_baseline'] else 'NOT below'} "
+        f"the baseline {fmt(r['baseline_fid'])}"
+        for r in b.to_dict("records")
+    ]
+    return [
+        Heading("FID against the Gaussian baseline"),
+        Paragraph(
+            "The baseline draws the same number of images from the Gaussian fitted to the "
+            "train split's pixels (every pixel's mean and every pair's covariance), prepared "
+            "and measured like model samples: a model below it has learned more than the "
+            "second-order pixel statistics. The floor is the FID of train-split images at the "
+            f"same sample count. {n_below} of {len(b)} method x dataset pairs are below it."
+        ),
+        Bullets(verdicts),
+        Table(b.rename(columns={"fid_mean": "best FID", "fid_std": "std over seeds",
+                                "reference_fid": "floor (train images)",
+                                "baseline_fid": "baseline", "fid_baseline_ratio": "ratio"})),
+    ]
+
+
 def build_report(
     result_paths: list[str | Path],
     out_dir: str | Path,
@@ -202,6 +377,8 @@ def build_report(
     means = tables.setting_means(res)
     best_solver = tables.best_by_solver(res)
     quality = tables.quality(res, list(quality_datasets), quality_factor)
+    baseline = tables.baseline(res)
+    bits = tables.bits(res)
     curves = tables.curves(res)
 
     tdir = out / "tables"
@@ -209,6 +386,9 @@ def build_report(
     written.append(_write_csv(res.cells, tdir / "cells.csv"))
     written.append(_write_csv(best_solver, tdir / "best_by_solver.csv"))
     written.append(_write_csv(quality, tdir / "quality.csv"))
+    if res.image_datasets:
+        written.append(_write_csv(baseline, tdir / "baseline.csv"))
+        written.append(_write_csv(bits, tdir / "bits.csv"))
     for dataset in res.datasets:
         written.append(
             _write_csv(summary[summary["dataset"] == dataset], tdir / f"summary_{dataset}.csv")
@@ -223,8 +403,8 @@ def build_report(
             f"Preset `{preset}`. Every trained model is sampled by every solver; each cell's "
             "samples are compared with the held-out test split. Numbers are the mean ± std "
             "over training seeds; a method's best setting is the solver setting with the "
-            "lowest mean W2. The noise floor is the same metric between the test split and "
-            "independent draws of the dataset of the same size."
+            "lowest mean W2 (2-D data) or FID (images). The noise floor is the same metric "
+            "between the test split and independent draws of the dataset of the same size."
         ),
         Heading("Protocol"),
         Bullets(protocol(res)),
@@ -241,47 +421,14 @@ def build_report(
             Table(quality.rename(columns={"w2_mean": "best W2", "reference_w2": "noise floor",
                                           "w2_ratio": "ratio"})),
         ]
+    blocks += _baseline_blocks(res)
     ref = res.reference.set_index("dataset") if len(res.reference) else None
     for dataset in res.datasets:
-        s = summary[summary["dataset"] == dataset]
         blocks.append(Heading(f"Dataset {dataset}"))
-        caption = f"{dataset}: methods at their best setting (mean ± std over seeds)"
-        if ref is not None and dataset in ref.index:
-            r = ref.loc[dataset]
-            caption += (f"; noise floor W2 {fmt(r['w2'])} ± {fmt(r['w2_std'])}, "
-                        f"MMD² {fmt(r['mmd'])}, FID {fmt(r['fid'])}")
-        blocks.append(Table(_summary_view(s), caption=caption))
-        for metric in tables.METRICS:
-            floor = float(ref.loc[dataset, metric]) if ref is not None and dataset in ref.index \
-                else None
-            fig = Figure(f"{metric}_vs_nfe_{dataset}.png",
-                         plots.metric_vs_nfe(means, dataset, metric, floor),
-                         f"{dataset}: {plots.METRIC_LABELS[metric]} against NFE, every method "
-                         "and solver (log axes; dashed: noise floor)")
-            figures.append(fig)
-            blocks.append(fig)
-        test = _test_split(res, dataset)
-        if test is not None:
-            seed = int(res.cells.loc[res.cells["dataset"] == dataset, "seed"].min())
-            samples = _load_samples(res, dataset, seed)
-            if samples:
-                # per (method, solver) the best setting of this seed's model
-                c = res.cells[(res.cells["dataset"] == dataset) & (res.cells["seed"] == seed)]
-                c = c[np.isfinite(c["w2"])]
-                best = c.loc[c.groupby(["method", "solver"], sort=False)["w2"].idxmin()]
-                fig = Figure(f"samples_{dataset}.png",
-                             plots.sample_grid(best, dataset, test, samples),
-                             f"{dataset}: samples of the seed-{seed} models, each solver at its "
-                             "best setting (first column: test split)")
-                figures.append(fig)
-                blocks.append(fig)
-            paths = _load_trajectories(res, dataset, seed)
-            if paths:
-                fig = Figure(f"trajectories_{dataset}.png",
-                             plots.trajectories(paths, dataset, test),
-                             f"{dataset}: ODE trajectories of the seed-{seed} models")
-                figures.append(fig)
-                blocks.append(fig)
+        section = _image_section if dataset in res.image_datasets else _vector_section
+        more, figs = section(res, dataset, summary, means, ref)
+        blocks += more
+        figures += figs
     blocks.append(Heading("Methods: every solver and step count"))
     for method in res.methods:
         blocks.append(Heading(method, 3))
@@ -289,17 +436,19 @@ def build_report(
         blocks.append(Table(
             pd.DataFrame({
                 "dataset": b["dataset"], "solver": b["solver"], "best setting": b["setting"],
-                "W2": [_pm(m, d) for m, d in zip(b["w2_mean"], b["w2_std"], strict=True)],
-                "MMD²": [_pm(m, d) for m, d in zip(b["mmd_mean"], b["mmd_std"], strict=True)],
-                "FID": [_pm(m, d) for m, d in zip(b["fid_mean"], b["fid_std"], strict=True)],
+                **{LABELS[m]: _pm_column(b, m) for m in tables.METRICS},
                 "NFE": b["nfe_mean"].to_numpy(),
             }),
-            caption=f"{method}: each solver at its best setting",
+            caption=f"{method}: each solver at its best setting (W2 on 2-D data, FID on "
+                    "images; – where a metric does not apply)",
         ))
-        for metric, label in (("w2", "W2"), ("mmd", "MMD²"), ("fid", "FID"), ("nfe", "NFE")):
-            p = tables.pivot(res, method, metric).reset_index()
-            blocks.append(Table(p, caption=f"{method}: {label} (mean over seeds) by solver "
-                                           "and number of steps / tolerance"))
+        for metric in (*tables.METRICS, "nfe"):
+            p = tables.pivot(res, method, metric)
+            # only the datasets the metric applies to, and their settings
+            p = p[p.notna().any(axis=1)].dropna(axis=1, how="all").reset_index()
+            if len(p):
+                blocks.append(Table(p, caption=f"{method}: {LABELS[metric]} (mean over seeds) "
+                                               "by solver and number of steps / tolerance"))
     blocks += [Heading("Package versions"), Table(versions(res))]
 
     fdir = out / "figures"
@@ -316,5 +465,7 @@ def build_report(
         "n_figures": len(figures),
         "quality_passed": int(quality["passes"].sum()) if len(quality) else None,
         "quality_checked": len(quality),
+        "baseline_beaten": int(baseline["below_baseline"].sum()) if len(baseline) else None,
+        "baseline_checked": len(baseline),
         "outputs": [str(p) for p in written],
     }

@@ -5,7 +5,9 @@
 - :func:`sample_grid`: scatter plots, methods x solvers, each at the solver's
   best setting for that method, next to the test split;
 - :func:`trajectories`: ODE trajectories from noise (t = 0) to data (t = 1);
-- :func:`save_sweep_grid`: one model's sweep, solvers x settings (an MLflow artifact).
+- :func:`save_sweep_grid`: one model's sweep, solvers x settings (an MLflow artifact);
+- images: :func:`image_sample_grid` (one model, solvers x settings, a tile of
+  images per cell) and :func:`save_image_sweep_grid`, the same as a file.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import pandas as pd  # noqa: E402
 from sfbench.io import atomic_write_bytes  # noqa: E402
 
 DPI = 80
-METRIC_LABELS = {"w2": "W2", "mmd": "MMD$^2$", "fid": "FID (coordinates)"}
+METRIC_LABELS = {"w2": "W2", "mmd": "MMD$^2$", "fid": "FID (coordinates)", "kid": "KID"}
+IMAGE_METRIC_LABELS = {"fid": "FID (pinned extractor)", "kid": "KID"}
+TILE = 4  # images per side of one cell's tile
 
 
 def to_png(fig) -> bytes:
@@ -54,8 +58,15 @@ def _scatter(ax, points: np.ndarray, lims, title: str, color="C0") -> None:
 
 
 def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
-                  reference: float | None = None) -> bytes:
-    """``metric`` (mean over seeds) against NFE for every method (panel) and solver (line)."""
+                  reference: float | None = None, baseline: float | None = None,
+                  metric_labels: dict[str, str] = METRIC_LABELS,
+                  reference_label: str = "test vs. independent draw") -> bytes:
+    """``metric`` (mean over seeds) against NFE for every method (panel) and solver (line).
+
+    NFE on a log axis; W2 and FID too. ``reference`` (dashed, ``reference_label``)
+    is the noise floor; ``baseline`` (dotted) a simple model to beat (images:
+    the Gaussian fitted to the train pixels).
+    """
     d = means[means["dataset"] == dataset]
     methods = list(dict.fromkeys(d["method"]))
     solvers = list(dict.fromkeys(d["solver"]))
@@ -73,15 +84,18 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                         color=colors[solver], label=solver)
         if reference is not None and math.isfinite(reference):
             ax.axhline(reference, color="k", linestyle="--", linewidth=0.8,
-                       label="test vs. independent draw")
+                       label=reference_label)
+        if baseline is not None and math.isfinite(baseline):
+            ax.axhline(baseline, color="C3", linestyle=":", linewidth=1.0,
+                       label="Gaussian baseline")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        if metric in ("w2", "fid"):
+        if metric in ("w2", "fid"):  # KID is unbiased and can be < 0: linear axis
             ax.set_yscale("log")
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("NFE")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    axes[0][0].set_ylabel(metric_labels.get(metric, metric))
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -90,7 +104,7 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8,
                bbox_to_anchor=(0.5, -0.12))
-    fig.suptitle(f"{dataset}: {METRIC_LABELS.get(metric, metric)} against NFE "
+    fig.suptitle(f"{dataset}: {metric_labels.get(metric, metric)} against NFE "
                  "(mean over seeds, error bar = std)", fontsize=10)
     return to_png(fig)
 
@@ -184,3 +198,83 @@ def save_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return atomic_write_bytes(path, to_png(fig))
+
+
+def image_tile(samples: np.ndarray, shape, side: int = TILE) -> np.ndarray:
+    """The first side x side samples as one image [(H+1)*side-1, (W+1)*side-1(, C)] in [0, 1].
+
+    Flat samples are reshaped to ``shape`` (C, H, W), clipped to [-1, 1]
+    (what the FID sees before rounding) and laid out row by row; missing or
+    non-finite samples stay grey.
+    """
+    c, h, w = shape
+    n = min(side * side, samples.shape[0])
+    x = np.asarray(samples[:n], dtype=np.float64).reshape(n, c, h, w)
+    x = (np.clip(np.nan_to_num(x, nan=0.0), -1.0, 1.0) + 1.0) / 2.0
+    # one grey pixel between images, so that neighbouring strokes do not merge
+    tile = np.full((c, (h + 1) * side - 1, (w + 1) * side - 1), 0.5)
+    for i in range(n):
+        r, q = divmod(i, side)
+        tile[:, r * (h + 1):r * (h + 1) + h, q * (w + 1):q * (w + 1) + w] = x[i]
+    return tile[0] if c == 1 else tile.transpose(1, 2, 0)
+
+
+def _show(ax, tile: np.ndarray, title: str) -> None:
+    ax.imshow(tile, cmap="gray" if tile.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=7)
+
+
+def _setting_text(cell: dict) -> str:
+    tol = cell.get("tolerance")
+    if tol is not None and tol == tol:
+        return f"tol {tol:.0e}"
+    grid = cell.get("grid")
+    suffix = f" ({grid})" if grid not in (None, "uniform", "endpoints") else ""
+    return f"{int(cell['steps'])} steps{suffix}"
+
+
+def image_sample_grid(cells: list[dict], samples: dict[str, np.ndarray], shape,
+                      title: str, real: np.ndarray | None = None) -> bytes:
+    """One model's samples: a row per solver, a column per setting, a tile of images each.
+
+    ``cells`` are sweep cells (key, solver, steps, tolerance, grid, nfe, fid)
+    in the order to show; ``samples[key]`` their samples. ``real`` (test
+    images) is shown as the first panel of the first row.
+    """
+    by_solver: dict[str, list[dict]] = {}
+    for c in cells:
+        by_solver.setdefault(c["solver"], []).append(c)
+    ncols = max(len(v) for v in by_solver.values()) + (real is not None)
+    fig, axes = plt.subplots(len(by_solver), ncols, figsize=(1.45 * ncols, 1.6 * len(by_solver)),
+                             squeeze=False)
+    for i, (solver, row) in enumerate(by_solver.items()):
+        offset = 0
+        if real is not None:
+            offset = 1
+            if i == 0:
+                _show(axes[i][0], image_tile(real, shape), "test split")
+            else:
+                axes[i][0].axis("off")
+        for j in range(ncols - offset):
+            ax = axes[i][j + offset]
+            if j >= len(row) or row[j]["key"] not in samples:
+                ax.axis("off")
+                continue
+            c = row[j]
+            _show(ax, image_tile(samples[c["key"]], shape),
+                  f"{solver}, {_setting_text(c)}\nNFE {c['nfe']}, FID {c['fid']:.3g}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return to_png(fig)
+
+
+def save_image_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[dict],
+                          shape, title: str) -> Path:
+    """One image model's sweep as image tiles (the sweep job's plot, an MLflow artifact)."""
+    from sfbench.commands.sweep import npz_key
+
+    samples = {r["key"]: arrays[npz_key(r["key"])] for r in rows}
+    return atomic_write_bytes(path, image_sample_grid(rows, samples, shape, title))

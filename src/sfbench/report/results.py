@@ -17,16 +17,19 @@ import pandas as pd
 from sfbench.errors import SfbenchError
 
 MODEL_KEYS = ["dataset", "method", "seed"]
-REFERENCE_KEYS = ("w2", "w2_std", "mmd", "mmd_std", "fid", "fid_std")
+REFERENCE_KEYS = ("w2", "w2_std", "mmd", "mmd_std", "fid", "fid_std", "kid", "kid_std",
+                  "baseline_fid", "baseline_fid_std", "baseline_kid", "baseline_kid_std")
+#: The metric a method's best setting is chosen by, per kind of data (as ``sfbench sweep``).
+SELECTION = {"vector": "w2", "image": "fid"}
 
 
 @dataclass
 class Results:
     data: pd.DataFrame  # one row per dataset: sizes and seeds of the splits
-    reference: pd.DataFrame  # one row per dataset: the W2/MMD/FID noise floor
+    reference: pd.DataFrame  # one row per dataset: noise floor (images: FID floor, baseline)
     train: pd.DataFrame  # one row per model: training settings, loss, wall time
-    cells: pd.DataFrame  # one row per model x solver setting: nfe, w2, mmd, fid
-    nll: pd.DataFrame  # one row per model: NLL in nats and its settings
+    cells: pd.DataFrame  # one row per model x solver setting: nfe, w2, mmd, fid, kid, score
+    nll: pd.DataFrame  # one row per model: NLL in nats (images: bits/dim, VLB) and settings
     records: dict[str, list[dict]] = field(default_factory=dict)  # raw records by kind
     sample_files: dict[tuple[str, str, int], Path] = field(default_factory=dict)
     data_files: dict[str, Path] = field(default_factory=dict)
@@ -34,6 +37,13 @@ class Results:
     @property
     def datasets(self) -> list[str]:
         return list(dict.fromkeys(self.cells["dataset"])) if len(self.cells) else []
+
+    @property
+    def image_datasets(self) -> list[str]:
+        """Datasets measured by FID / KID of a pinned extractor (their ``score`` is FID)."""
+        if not len(self.cells):
+            return []
+        return list(dict.fromkeys(self.cells.loc[self.cells["data_kind"] == "image", "dataset"]))
 
     @property
     def methods(self) -> list[str]:
@@ -70,11 +80,18 @@ def _model_seed(settings: dict):
     return seed
 
 
-def setting_label(solver: str, steps, tolerance) -> str:
-    """"heun, 16 steps" / "dopri5, tol 1e-03": one cell of a sweep."""
+def setting_label(solver: str, steps, tolerance, grid: str | None = None) -> str:
+    """"heun, 16 steps" / "heun, 16 steps, edm grid" / "dopri5, tol 1e-03": one sweep cell."""
     if tolerance is not None and tolerance == tolerance:  # not None, not NaN
         return f"{solver}, tol {tolerance:.0e}"
+    if grid not in (None, "uniform", "endpoints"):
+        return f"{solver}, {int(steps)} steps, {grid} grid"
     return f"{solver}, {int(steps)} steps"
+
+
+def _number(value) -> float:
+    """A metric as float; NaN for null (a metric that does not apply to this data)."""
+    return float("nan") if value is None else float(value)
 
 
 def load_results(paths: list[str | Path]) -> Results:
@@ -97,7 +114,8 @@ def load_results(paths: list[str | Path]) -> Results:
                 "n_samples": r["settings"]["n_samples"],
                 "n_test": r["settings"]["n_test"],
                 "reference_seeds": r["settings"].get("reference_seeds"),
-                **{k: r["result"].get(k) for k in REFERENCE_KEYS},
+                "data_kind": r["settings"].get("data_kind", "vector"),
+                **{k: _number(r["result"].get(k)) for k in REFERENCE_KEYS},
             }
             for r in by_kind.get("reference", [])
         ]
@@ -125,15 +143,19 @@ def load_results(paths: list[str | Path]) -> Results:
         out = next((o for o in r.get("outputs", []) if str(o).endswith(".npz")), None)
         if out:
             sample_files[key] = Path(out)
+        kind = s.get("data_kind", "vector")
         for c in r["result"]["cells"]:
+            grid = c.get("grid", "endpoints" if c["tolerance"] is not None else "uniform")
+            metrics = {m: _number(c.get(m)) for m in ("w2", "mmd", "fid", "kid")}
             cell_rows.append(
                 {
-                    "dataset": key[0], "method": key[1], "seed": key[2],
+                    "dataset": key[0], "method": key[1], "seed": key[2], "data_kind": kind,
                     "solver": c["solver"], "solver_kind": c.get("solver_kind"),
-                    "steps": c["steps"], "tolerance": c["tolerance"],
-                    "setting": setting_label(c["solver"], c["steps"], c["tolerance"]),
-                    "key": c["key"], "nfe": c["nfe"], "w2": c["w2"], "mmd": c["mmd"],
-                    "fid": c["fid"], "n_finite": c.get("n_finite"),
+                    "steps": c["steps"], "tolerance": c["tolerance"], "grid": grid,
+                    "setting": setting_label(c["solver"], c["steps"], c["tolerance"], grid),
+                    "key": c["key"], "nfe": c["nfe"], **metrics,
+                    "score": metrics[SELECTION[kind]],
+                    "n_finite": c.get("n_finite"),
                     "n_samples": s["n_samples"], "n_test": s["n_test"],
                     "sample_seconds": c.get("sample_seconds"),
                 }
@@ -148,6 +170,10 @@ def load_results(paths: list[str | Path]) -> Results:
                 "nll_nats": r["result"]["nll_nats"],
                 "nll_stderr": r["result"].get("nll_stderr"),
                 "nll_nfe": r["result"].get("nll_nfe"),
+                "nll_bits_per_dim": _number(r["result"].get("nll_bits_per_dim")),
+                "nll_bits_per_dim_stderr": _number(r["result"].get("nll_bits_per_dim_stderr")),
+                "vlb_bits_per_dim": _number(r["result"].get("vlb_bits_per_dim_mean")),
+                "vlb_bits_per_dim_stderr": _number(r["result"].get("vlb_bits_per_dim_stderr")),
                 "n_test": r["settings"].get("n_test"),
                 "nll_settings": json.dumps(r["settings"].get("nll"), sort_keys=True),
             }

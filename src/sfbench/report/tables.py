@@ -1,13 +1,15 @@
 """The report's tables, computed from :class:`~sfbench.report.results.Results`.
 
 Seeds are aggregated last: a sweep setting (solver with a step count or a
-tolerance) is compared across methods by its mean over training seeds, and
-the "best setting" of a method is the one with the lowest mean W2, so the
-reported std is the spread over seeds at one fixed setting.
+tolerance, on a time grid) is compared across methods by its mean over
+training seeds, and the "best setting" of a method is the one with the
+lowest mean ``score`` -- W2 on vector data, FID on images -- so the reported
+std is the spread over seeds at one fixed setting.
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -15,8 +17,10 @@ import pandas as pd
 
 from sfbench.report.results import Results
 
-METRICS = ("w2", "mmd", "fid")
-SETTING_KEYS = ["solver", "solver_kind", "steps", "tolerance", "setting"]
+METRICS = ("w2", "mmd", "fid", "kid")
+#: The metrics each kind of data is measured by (the others are null there).
+KIND_METRICS = {"vector": ("w2", "mmd", "fid"), "image": ("fid", "kid")}
+SETTING_KEYS = ["solver", "solver_kind", "grid", "steps", "tolerance", "setting"]
 
 
 def _std(values: pd.Series) -> float:
@@ -38,33 +42,37 @@ def setting_means(res: Results) -> pd.DataFrame:
     """Every (dataset, method, setting) with nfe / w2 / mmd / fid mean and std over seeds."""
     if not len(res.cells):
         return pd.DataFrame()
-    group = ["dataset", "method", *SETTING_KEYS]
-    return _mean_std(res.cells, group, ["nfe", *METRICS])
+    group = ["dataset", "data_kind", "method", *SETTING_KEYS]
+    return _mean_std(res.cells, group, ["nfe", *METRICS, "score"])
 
 
 def best_by_solver(res: Results) -> pd.DataFrame:
-    """For each dataset x method x solver: its best setting (lowest mean W2) and its metrics."""
+    """For each dataset x method x solver: its best setting (lowest mean score) and metrics."""
     means = setting_means(res)
     if not len(means):
         return means
-    finite = means[np.isfinite(means["w2_mean"])]
-    idx = finite.groupby(["dataset", "method", "solver"], sort=False)["w2_mean"].idxmin()
+    finite = means[np.isfinite(means["score_mean"])]
+    idx = finite.groupby(["dataset", "method", "solver"], sort=False)["score_mean"].idxmin()
     return finite.loc[idx].reset_index(drop=True)
 
 
 def summary(res: Results) -> pd.DataFrame:
-    """Per dataset x method: the best setting's W2, FID, MMD, NFE, with NLL and training time."""
+    """Per dataset x method: the best setting's metrics and NFE, with NLL and training time.
+
+    The best setting has the lowest mean score (W2 on vectors, FID on images).
+    """
     means = setting_means(res)
     if not len(means):
         return means
-    finite = means[np.isfinite(means["w2_mean"])]
-    idx = finite.groupby(["dataset", "method"], sort=False)["w2_mean"].idxmin()
-    stats = [f"{m}_{s}" for m in ("w2", "fid", "mmd", "nfe") for s in ("mean", "std")]
-    best = finite.loc[idx, ["dataset", "method", "setting", "n_seeds", *stats]]
+    finite = means[np.isfinite(means["score_mean"])]
+    idx = finite.groupby(["dataset", "method"], sort=False)["score_mean"].idxmin()
+    stats = [f"{m}_{s}" for m in ("w2", "fid", "mmd", "kid", "nfe") for s in ("mean", "std")]
+    best = finite.loc[idx, ["dataset", "data_kind", "method", "setting", "n_seeds", *stats]]
     best = best.rename(columns={"setting": "best_setting"})
     if len(res.nll):
+        nll_columns = ["nll_nats", "nll_bits_per_dim", "vlb_bits_per_dim"]
         best = best.merge(
-            _mean_std(res.nll, ["dataset", "method"], ["nll_nats"]).drop(columns="n_seeds"),
+            _mean_std(res.nll, ["dataset", "method"], nll_columns).drop(columns="n_seeds"),
             on=["dataset", "method"], how="left",
         )
     if len(res.train):
@@ -73,11 +81,13 @@ def summary(res: Results) -> pd.DataFrame:
             on=["dataset", "method"], how="left",
         )
     if len(res.reference):
+        ref = res.reference[["dataset", "w2", "fid", "baseline_fid"]]
         best = best.merge(
-            res.reference[["dataset", "w2"]].rename(columns={"w2": "reference_w2"}),
+            ref.rename(columns={"w2": "reference_w2", "fid": "reference_fid"}),
             on="dataset", how="left",
         )
         best["w2_ratio"] = best["w2_mean"] / best["reference_w2"]
+        best["fid_baseline_ratio"] = best["fid_mean"] / best["baseline_fid"]
     return best.reset_index(drop=True)
 
 
@@ -95,16 +105,58 @@ def pivot(res: Results, method: str, metric: str) -> pd.DataFrame:
     if not len(g):
         return g
     g = g.assign(column=[
-        f"tol {t:.0e}" if t == t and t is not None else str(int(s))
-        for s, t in zip(g["steps"], g["tolerance"], strict=True)
+        f"tol {t:.0e}" if t == t and t is not None
+        else str(int(s)) if grid == "uniform" else f"{int(s)} {grid}"
+        for s, t, grid in zip(g["steps"], g["tolerance"], g["grid"], strict=True)
     ])
+    fixed = g.loc[g["tolerance"].isna()]
+    # uniform grid first, then the other grids; steps ascending within a grid
+    fixed = sorted(zip(fixed["grid"], fixed["steps"], fixed["column"], strict=True),
+                   key=lambda r: (r[0] != "uniform", r[0], r[1]))
     order = list(dict.fromkeys(
-        sorted(g.loc[g["tolerance"].isna(), "column"], key=int)
+        [column for _grid, _steps, column in fixed]
         + sorted(g.loc[g["tolerance"].notna(), "column"], key=lambda c: -float(c[4:]))
     ))
     table = g.pivot_table(index=["dataset", "solver"], columns="column",
                           values=f"{metric}_mean", aggfunc="first", sort=False)
     return table.reindex(columns=order)
+
+
+def baseline(res: Results) -> pd.DataFrame:
+    """Per image dataset x method: whether the best FID is below the Gaussian baseline's.
+
+    The baseline (``sfbench sweep --reference``) is the FID of samples from
+    the Gaussian fitted to the train pixels, at the sweep's sample count and
+    with the same extractor; ``floor`` is the FID of train-split images.
+    """
+    s = summary(res)
+    if not len(s) or "baseline_fid" not in s:
+        return pd.DataFrame()
+    b = s[(s["data_kind"] == "image") & s["baseline_fid"].notna()]
+    b = b[["dataset", "method", "best_setting", "fid_mean", "fid_std", "reference_fid",
+           "baseline_fid", "fid_baseline_ratio"]].copy()
+    b["below_baseline"] = b["fid_mean"] < b["baseline_fid"]
+    return b.reset_index(drop=True)
+
+
+def bits(res: Results) -> pd.DataFrame:
+    """Per image dataset x method: NLL bits/dim (probability-flow ODE) and DDPM VLB bits/dim.
+
+    With the settings that shape the number: test points, dopri5 tolerances,
+    integration interval [t_start, t_end] (the t-truncation), divergence
+    estimator and probes, dequantization.
+    """
+    if not len(res.nll) or not res.nll["nll_bits_per_dim"].notna().any():
+        return pd.DataFrame()
+    n = res.nll[res.nll["nll_bits_per_dim"].notna()]
+    out = _mean_std(n, ["dataset", "method"],
+                    ["nll_bits_per_dim", "nll_bits_per_dim_stderr", "vlb_bits_per_dim"])
+    settings = n.groupby(["dataset", "method"], sort=False).first()["nll_settings"]
+    keys = ("num_points", "rtol", "atol", "t_start", "t_end", "divergence", "n_probes", "nfe")
+    for key in keys:
+        out[key] = [json.loads(settings[(d, m)]).get(key)
+                    for d, m in zip(out["dataset"], out["method"], strict=True)]
+    return out
 
 
 def quality(res: Results, datasets: list[str], factor: float) -> pd.DataFrame:
@@ -124,7 +176,8 @@ def curves(res: Results) -> pd.DataFrame:
     means = setting_means(res)
     if not len(means):
         return means
-    cols = ["dataset", "method", "solver", "setting", "nfe_mean", "w2_mean", "mmd_mean", "fid_mean"]
+    cols = ["dataset", "method", "solver", "setting", "nfe_mean", "w2_mean", "mmd_mean",
+            "fid_mean", "kid_mean"]
     out = means[cols].rename(columns=lambda c: c.removesuffix("_mean"))
     out["series"] = out["method"] + "/" + out["solver"]
     return out.sort_values(["dataset", "method", "solver", "nfe"], kind="stable").reset_index(
@@ -136,14 +189,17 @@ def metrics_json(res: Results) -> dict:
     """Nested {dataset: {method: {...}}} of the summary, for ``dvc metrics show``."""
     s = summary(res)
     out: dict = {}
-    keys = ["w2_mean", "w2_std", "fid_mean", "mmd_mean", "nfe_mean", "nll_nats_mean",
-            "train_seconds_mean"]
+    keys = ["w2_mean", "w2_std", "fid_mean", "mmd_mean", "kid_mean", "nfe_mean", "nll_nats_mean",
+            "nll_bits_per_dim_mean", "vlb_bits_per_dim_mean", "train_seconds_mean"]
     for row in s.to_dict("records"):
         entry = {k.removesuffix("_mean"): _clean(row.get(k)) for k in keys if k in row}
+        # a metric that does not apply to the data (W2 of images, KID of points) is left out
+        entry = {k: v for k, v in entry.items() if v is not None}
         out.setdefault(row["dataset"], {})[row["method"]] = entry
     for row in res.reference.to_dict("records") if len(res.reference) else []:
+        ref = {k: _clean(row[k]) for k in ("w2", "mmd", "fid", "kid", "baseline_fid")}
         out.setdefault(row["dataset"], {})["reference"] = {
-            "w2": _clean(row["w2"]), "mmd": _clean(row["mmd"]), "fid": _clean(row["fid"])
+            k: v for k, v in ref.items() if v is not None
         }
     return out
 

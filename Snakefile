@@ -17,6 +17,7 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/provenance.smk"
 
 
 validate_config(config)  # before any job: a wrong key, type or name stops here
@@ -41,6 +42,16 @@ include: "workflow/rules/report.smk"
 if config.get("images"):  # the optional image part of the preset
 
     include: "workflow/rules/images.smk"
+
+
+if config.get("reflow"):  # 2-RF and its one-step distillation, after the 1-RF models
+
+    include: "workflow/rules/reflow.smk"
+
+
+if config.get("decompose"):  # error decomposition against the oracle (Gaussian mixtures)
+
+    include: "workflow/rules/decompose.smk"
 
 
 onstart:

@@ -27,7 +27,10 @@ def _registries():
     adaptive = sorted(name for name, spec in SOLVERS.items() if spec.adaptive)
     vectors = sorted(name for name, d in DATASETS.items() if d.levels is None)
     images = sorted(name for name, d in DATASETS.items() if d.levels is not None)
-    return {"datasets": vectors, "image_datasets": images, "methods": sorted(METHODS),
+    # the datasets with a closed-form oracle (the error decomposition needs one)
+    mixtures = sorted(name for name, d in DATASETS.items() if getattr(d, "mixture", None))
+    return {"datasets": vectors, "image_datasets": images, "mixtures": mixtures,
+            "methods": sorted(METHODS),
             "fixed": fixed, "adaptive": adaptive, "grids": sorted(GRIDS)}
 
 
@@ -48,6 +51,12 @@ def _schema_with_names():
         "enum": names["fixed"]
     }
     props["report"]["properties"]["quality_datasets"]["items"] = {"enum": names["datasets"]}
+    reflow, decompose = props["reflow"]["properties"], props["decompose"]["properties"]
+    reflow["datasets"]["items"] = {"enum": names["datasets"]}
+    reflow["solver"] = {"enum": names["fixed"]}
+    reflow["sweep_solvers"]["items"] = {"enum": names["fixed"]}
+    decompose["datasets"]["items"] = {"enum": names["mixtures"]}
+    decompose["solvers"]["items"] = {"enum": names["fixed"]}
     return schema
 
 
@@ -104,6 +113,7 @@ def validate_config(cfg) -> None:
         if not cfg["sampling"]["solvers"] and not cfg["sampling"]["adaptive"]:
             problems.append("sampling: no solver to run (solvers and adaptive are both empty)")
         problems += _image_problems(cfg.get("images"))
+        problems += _stage_problems(cfg)
     if problems:
         raise WorkflowError(
             "invalid configuration (no job was started):\n  " + "\n  ".join(problems)
@@ -124,6 +134,45 @@ def _image_problems(images) -> list:
             "classifier the pipeline trains; `classifier: {}` takes its defaults)"
         )
     return problems
+
+
+def _stage_problems(cfg) -> list:
+    """The reflow and decompose blocks must name datasets and seeds the preset trains."""
+    problems = []
+    for name in ("reflow", "decompose"):
+        block = cfg.get(name)
+        if not block:
+            continue
+        for key in ("datasets", "seeds"):
+            missing = [v for v in block[key] if v not in cfg[key]]
+            if missing:
+                problems.append(f"{name}.{key}: {', '.join(map(str, missing))} not in {key}")
+    if cfg.get("reflow") and "rectified_flow" not in cfg["methods"]:
+        problems.append("reflow: needs rectified_flow in methods (the 1-RF model it starts from)")
+    return problems
+
+
+def reflow_models() -> list:
+    """(dataset, method, seed) of the reflow stage's models: 2-RF and its distillation."""
+    block = config.get("reflow") or {}
+    return [(d, m, s) for d in block.get("datasets", []) for m in PAIRED
+            for s in block.get("seeds", [])]
+
+
+def decompose_paths() -> list:
+    """One decomposition per model of the decompose block (its datasets and seeds)."""
+    block = config.get("decompose") or {}
+    paired = set(reflow_models())
+    return [
+        f"results/decompose/{d}/{m}/seed{s}.json"
+        for d in block.get("datasets", [])
+        for m in config["methods"] + list(PAIRED)
+        for s in block.get("seeds", [])
+        if m not in PAIRED or (d, m, s) in paired
+    ]
+
+
+PAIRED = ("reflow", "distill")  # the reflow stage's methods
 
 
 def config_hash(cfg) -> str:
@@ -170,7 +219,10 @@ def train_settings(method, block=None) -> dict:
     """
     block = config if block is None else block
     settings = copy.deepcopy(block["train"])
-    override = copy.deepcopy(block.get("train_overrides", {}).get(method, {}))
+    if method in PAIRED:  # the reflow stage's models: `train` changed by reflow.train
+        override = copy.deepcopy((config.get("reflow") or {}).get("train", {}))
+    else:
+        override = copy.deepcopy(block.get("train_overrides", {}).get(method, {}))
     network = {**settings.get("network", {}), **override.pop("network", {})}
     settings.update(override)
     if network:
@@ -190,9 +242,10 @@ def model_paths(pattern, block=None) -> list:
     return [pattern.format(dataset=d, method=m, seed=s) for d, m, s in models(block)]
 
 
-def all_model_paths(pattern) -> list:
-    """``pattern`` for every model of the preset, 2-D and image."""
-    return model_paths(pattern) + model_paths(pattern, images_config())
+def all_model_paths(pattern, paired=True) -> list:
+    """``pattern`` for every model of the preset: 2-D, image and (``paired``) reflow."""
+    extra = [pattern.format(dataset=d, method=m, seed=s) for d, m, s in reflow_models()]
+    return model_paths(pattern) + model_paths(pattern, images_config()) + (extra if paired else [])
 
 
 def sweep_cells(sampling=None) -> int:
@@ -241,7 +294,10 @@ def report_inputs(wildcards=None) -> dict:
         "classifier": classifier_paths("json"),
         "train": all_model_paths("results/train/{dataset}/{method}/seed{seed}.json"),
         "sweep": all_model_paths("results/sweep/{dataset}/{method}/seed{seed}.json"),
-        "nll": all_model_paths("results/nll/{dataset}/{method}/seed{seed}.json"),
+        # a distilled one-step map has no ODE, hence no likelihood
+        "nll": [p for p in all_model_paths("results/nll/{dataset}/{method}/seed{seed}.json")
+                if "/distill/" not in p],
+        "decompose": decompose_paths(),
     }
 
 
@@ -249,7 +305,10 @@ def report_tables() -> list:
     names = ["summary", "cells", "best_by_solver", "quality"]
     if image_datasets():
         names += ["baseline", "bits"]
-    methods = list(dict.fromkeys(config["methods"] + images_config().get("methods", [])))
+    if decompose_paths():
+        names += ["decomposition", "flows"]
+    methods = list(dict.fromkeys(config["methods"] + images_config().get("methods", [])
+                                 + [m for _, m, _ in reflow_models()]))
     return (
         [f"results/report/tables/{name}.csv" for name in names]
         + expand("results/report/tables/summary_{dataset}.csv",
@@ -273,6 +332,9 @@ def report_figures() -> list:
                           name=["fid", "kid"], dataset=images["datasets"])
         figures += expand("results/report/figures/samples_{dataset}_{method}.png",
                           dataset=images["datasets"], method=images["methods"])
+    if decompose_paths():
+        figures += expand("results/report/figures/decomposition_{dataset}.png",
+                          dataset=config["decompose"]["datasets"])
     return figures
 
 

@@ -4,6 +4,8 @@
 
 
 rule data:
+    input:
+        code=code_inputs("data"),
     output:
         data="resources/data/{dataset}.npz",
         result="results/data/{dataset}.json",
@@ -12,6 +14,7 @@ rule data:
     benchmark:
         "logs/benchmarks/data/{dataset}.tsv"
     params:
+        env=environment_fingerprint(),
         data_seed=lambda w: block_of(w.dataset)["data"].get("data_seed", 0),
         n_train=lambda w: block_of(w.dataset)["data"]["n_train"],
         n_test=lambda w: block_of(w.dataset)["data"]["n_test"],
@@ -28,6 +31,7 @@ rule data:
 rule reference:
     input:
         data="resources/data/{dataset}.npz",
+        code=code_inputs("reference"),
     output:
         result="results/reference/{dataset}.json",
     wildcard_constraints:
@@ -37,6 +41,7 @@ rule reference:
     benchmark:
         "logs/benchmarks/reference/{dataset}.tsv"
     params:
+        env=environment_fingerprint(),
         seed=config["evaluation"]["reference_seed"],
         key=lambda w: job_key("reference", w),
     conda:

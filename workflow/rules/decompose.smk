@@ -22,6 +22,7 @@ rule decompose:
     input:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
+        code=code_inputs("decompose"),
     output:
         result="results/decompose/{dataset}/{method}/seed{seed}.json",
     log:
@@ -29,6 +30,7 @@ rule decompose:
     benchmark:
         "logs/benchmarks/decompose/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         solvers=" ".join(config["decompose"]["solvers"]),
         steps=" ".join(map(str, config["decompose"]["steps"])),
         n_samples=config["decompose"]["n_samples"],

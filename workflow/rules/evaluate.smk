@@ -6,6 +6,7 @@ rule nll:
     input:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
+        code=code_inputs("nll"),
     output:
         result="results/nll/{dataset}/{method}/seed{seed}.json",
     wildcard_constraints:
@@ -15,6 +16,7 @@ rule nll:
     benchmark:
         "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         n_points=config["evaluation"]["nll"]["n_points"],
         rtol=config["evaluation"]["nll"]["rtol"],
         atol=config["evaluation"]["nll"]["atol"],

@@ -30,6 +30,8 @@ rule image_train_config:
 
 
 rule classifier:
+    input:
+        code=code_inputs("classifier"),
     output:
         model="results/models/fid_classifier/{dataset}.pt",
         result="results/train/fid_classifier/{dataset}.json",
@@ -40,6 +42,7 @@ rule classifier:
     benchmark:
         "logs/benchmarks/classifier/{dataset}.tsv"
     params:
+        env=environment_fingerprint(),
         seed=IMAGES.get("classifier", {}).get("seed", 0),
         steps=(
             f"--steps {IMAGES['classifier']['steps']}"
@@ -59,6 +62,7 @@ rule image_reference:
     input:
         unpack(classifier_input),
         data="resources/data/{dataset}.npz",
+        code=code_inputs("image_reference"),
     output:
         result="results/reference/{dataset}.json",
         features="results/reference/{dataset}_features.npz",
@@ -69,6 +73,7 @@ rule image_reference:
     benchmark:
         "logs/benchmarks/reference/{dataset}.tsv"
     params:
+        env=environment_fingerprint(),
         n_samples=IMAGES["sampling"]["n_samples"],
         seed=IMAGES["evaluation"]["reference_seed"],
         draws=IMAGES["evaluation"].get("reference_draws", 3),
@@ -92,6 +97,7 @@ rule image_sweep:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
         features="results/reference/{dataset}_features.npz",
+        code=code_inputs("image_sweep"),
     output:
         result="results/sweep/{dataset}/{method}/seed{seed}.json",
         samples="results/samples/{dataset}/{method}/seed{seed}.npz",
@@ -103,6 +109,7 @@ rule image_sweep:
     benchmark:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         solvers=" ".join(IMAGES["sampling"]["solvers"]) or "none",
         steps=" ".join(map(str, IMAGES["sampling"]["steps"])),
         grids=grid_flags(IMAGES["sampling"]),
@@ -130,6 +137,7 @@ rule image_nll:
     input:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
+        code=code_inputs("image_nll"),
     output:
         result="results/nll/{dataset}/{method}/seed{seed}.json",
     wildcard_constraints:
@@ -139,6 +147,7 @@ rule image_nll:
     benchmark:
         "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         n_points=IMAGES["evaluation"]["nll"]["n_points"],
         rtol=IMAGES["evaluation"]["nll"]["rtol"],
         atol=IMAGES["evaluation"]["nll"]["atol"],

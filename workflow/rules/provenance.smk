@@ -31,6 +31,15 @@ RULE_COMMANDS = {
     "sweep": "sweep",
     "nll": "evaluate",
     "report": "report",
+    "classifier": "classifier",
+    "image_reference": "sweep",
+    "image_sweep": "sweep",
+    "image_nll": "evaluate",
+    "reflow_pairs": "reflow_pairs",
+    "distill_pairs": "reflow_pairs",
+    "train_paired": "train",
+    "sweep_paired": "sweep",
+    "decompose": "decompose",
 }
 # Every job enters through these; tracking only talks to MLflow and never
 # changes a result file, so editing it reruns nothing.
@@ -95,7 +104,8 @@ def code_inputs(rule_name: str) -> list:
     """The package source files the job of ``rule_name`` runs (absolute paths)."""
     if rule_name not in RULE_COMMANDS:
         raise WorkflowError(
-            f"code_inputs: unknown rule {rule_name!r}; known: {', '.join(RULE_COMMANDS)}"
+            f"code_inputs: no command is known for {rule_name!r} (known: "
+            f"{', '.join(RULE_COMMANDS)})"
         )
     return list(_closure(RULE_COMMANDS[rule_name]))
 

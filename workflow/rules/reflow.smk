@@ -30,6 +30,7 @@
 rule reflow_pairs:
     input:
         model="results/models/{dataset}/rectified_flow/seed{seed}.pt",
+        code=code_inputs("reflow_pairs"),
     output:
         pairs="results/pairs/{dataset}/{method}/seed{seed}.npz",
         result="results/pairs/{dataset}/{method}/seed{seed}.json",
@@ -40,6 +41,7 @@ rule reflow_pairs:
     benchmark:
         "logs/benchmarks/reflow_pairs/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         n_pairs=config["reflow"]["n_pairs"],
         seed=lambda w: config["reflow"]["pair_seed"] + int(w.seed),
         solver=config["reflow"]["solver"],
@@ -56,6 +58,7 @@ rule reflow_pairs:
 rule distill_pairs:
     input:
         model="results/models/{dataset}/reflow/seed{seed}.pt",
+        code=code_inputs("distill_pairs"),
     output:
         pairs="results/pairs/{dataset}/{method}/seed{seed}.npz",
         result="results/pairs/{dataset}/{method}/seed{seed}.json",
@@ -66,6 +69,7 @@ rule distill_pairs:
     benchmark:
         "logs/benchmarks/distill_pairs/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         n_pairs=config["reflow"]["n_pairs"],
         seed=lambda w: config["reflow"]["pair_seed"] + 1000 + int(w.seed),
         solver=config["reflow"]["solver"],
@@ -85,6 +89,7 @@ rule train_paired:
     input:
         pairs="results/pairs/{dataset}/{method}/seed{seed}.npz",
         config="resources/train_config/{method}.yaml",
+        code=code_inputs("train_paired"),
     output:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         result="results/train/{dataset}/{method}/seed{seed}.json",
@@ -95,6 +100,7 @@ rule train_paired:
     benchmark:
         "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
         key=lambda w: job_key("train", w),
     conda:
@@ -112,6 +118,7 @@ rule sweep_paired:
     input:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
+        code=code_inputs("sweep_paired"),
     output:
         result="results/sweep/{dataset}/{method}/seed{seed}.json",
         samples="results/samples/{dataset}/{method}/seed{seed}.npz",
@@ -123,6 +130,7 @@ rule sweep_paired:
     benchmark:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         grid=lambda w: (
             "--solvers euler --steps 1 --trajectory euler:1:{n_points}".format(
                 **config["sampling"]["trajectory"]

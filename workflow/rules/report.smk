@@ -6,6 +6,7 @@ rule report:
     input:
         unpack(report_inputs),
         samples=all_model_paths("results/samples/{dataset}/{method}/seed{seed}.npz"),
+        code=code_inputs("report"),
     output:
         md="results/report/report.md",
         html="results/report/report.html",
@@ -19,6 +20,7 @@ rule report:
     benchmark:
         "logs/benchmarks/report/report.tsv"
     params:
+        env=environment_fingerprint(),
         preset=config["preset"],
         out_dir=lambda w, output: os.path.dirname(output.md),
         quality_datasets=" ".join(config["report"]["quality_datasets"]) or "none",
@@ -29,5 +31,5 @@ rule report:
         "OMP_NUM_THREADS={threads} python -m sfbench report --preset {params.preset} --out-dir {params.out_dir}"
         " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
         " --results {input.data} {input.reference} {input.classifier} {input.train}"
-        " {input.sweep} {input.nll}"
+        " {input.sweep} {input.nll} {input.decompose}"
         " --result {output.result} --job-key report > {log} 2>&1"

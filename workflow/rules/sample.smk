@@ -8,6 +8,7 @@ rule sweep:
     input:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         data="resources/data/{dataset}.npz",
+        code=code_inputs("sweep"),
     output:
         result="results/sweep/{dataset}/{method}/seed{seed}.json",
         samples="results/samples/{dataset}/{method}/seed{seed}.npz",
@@ -19,6 +20,7 @@ rule sweep:
     benchmark:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         solvers=" ".join(config["sampling"]["solvers"]) or "none",
         steps=" ".join(map(str, config["sampling"]["steps"])),
         grids=grid_flags(),

@@ -26,6 +26,7 @@ rule train:
             if is_image(w.dataset)
             else f"resources/train_config/{w.method}.yaml"
         ),
+        code=code_inputs("train"),
     output:
         model="results/models/{dataset}/{method}/seed{seed}.pt",
         result="results/train/{dataset}/{method}/seed{seed}.json",
@@ -34,6 +35,7 @@ rule train:
     benchmark:
         "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
     params:
+        env=environment_fingerprint(),
         checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
         data_dir=lambda w: data_dir_flag(w.dataset),
         key=lambda w: job_key("train", w),

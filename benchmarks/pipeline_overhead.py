@@ -31,9 +31,15 @@ import json
 from pathlib import Path
 
 #: In-process timings that count as model computation, wherever a record has them.
-COMPUTE_KEYS = ("wall_seconds", "sample_seconds", "eval_seconds", "nll_seconds")
-#: Rules that run models and so should report one of COMPUTE_KEYS.
-MODEL_RULES = ("train", "sweep", "nll", "classifier", "train_reflow", "train_distill")
+COMPUTE_KEYS = ("wall_seconds", "sample_seconds", "eval_seconds", "nll_seconds",
+                "decompose_seconds", "straightness_seconds")
+#: Benchmark folders (logs/benchmarks/<folder>) of jobs that run models and so
+#: should report one of COMPUTE_KEYS (image and paired rules share train/sweep/nll).
+MODEL_RULES = ("train", "sweep", "nll", "classifier", "reflow_pairs", "distill_pairs",
+               "decompose")
+#: Where a benchmark folder's records are when not results/<folder>/.
+RESULT_DIRS = {"reflow_pairs": "pairs", "distill_pairs": "pairs",
+               "classifier": "train/fid_classifier"}
 
 
 def job_seconds(tsv: Path) -> float:
@@ -68,7 +74,8 @@ def analyse(run_dir: str | Path) -> dict:
                                       "untimed_jobs": 0})
         row["jobs"] += 1
         row["job_s"] += job_seconds(tsv)
-        compute = compute_seconds(run_dir / "results" / rel.with_suffix(".json"))
+        record = Path(RESULT_DIRS.get(rule, rule), *rel.parts[1:]).with_suffix(".json")
+        compute = compute_seconds(run_dir / "results" / record)
         if compute is None:
             row["untimed_jobs"] += 1
         else:

@@ -17,7 +17,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = ("train", "sweep")  # plus classifier, train_reflow, ... where the workflow has them
+# every job that trains or samples a network on the gpu preset
+GPU_RULES = ("train", "sweep", "train_paired", "sweep_paired", "classifier", "image_reference",
+             "image_sweep")
 
 
 def snakemake_bin() -> str:
@@ -55,12 +57,17 @@ def dry_run(tmp_path_factory):
 
 def test_every_training_and_sampling_job_requests_a_gpu(dry_run):
     preset = yaml.safe_load((REPO / "config" / "gpu.yaml").read_text())
-    models = len(preset["datasets"]) * len(preset["methods"]) * len(preset["seeds"])
+    images, reflow = preset["images"], preset["reflow"]
+    toys = len(preset["datasets"]) * len(preset["methods"]) * len(preset["seeds"])
+    image_models = len(images["datasets"]) * len(images["methods"]) * len(images["seeds"])
+    paired = len(reflow["datasets"]) * 2 * len(reflow["seeds"])  # 2-RF and its distillation
+    expected = {"train": toys + image_models, "sweep": toys, "image_sweep": image_models,
+                "train_paired": paired, "sweep_paired": paired}
     by_rule: dict[str, list[dict]] = {}
     for rule, resources in dry_run:
         by_rule.setdefault(rule, []).append(resources)
-    for rule in GPU_RULES:
-        assert len(by_rule.get(rule, [])) == models, f"{rule}: {len(by_rule.get(rule, []))} jobs"
+    for rule, n in expected.items():
+        assert len(by_rule.get(rule, [])) == n, f"{rule}: {len(by_rule.get(rule, []))} jobs"
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     gpu_rules = {r for r, res in profile["set-resources"].items() if res.get("gpu")}
     assert set(GPU_RULES) <= gpu_rules

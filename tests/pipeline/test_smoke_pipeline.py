@@ -97,7 +97,12 @@ def test_every_job_ran(smoke):
     counts = job_counts(smoke["log"])
     n_models = len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"])
     n_image = len(_image_models(cfg))
-    assert counts["sweep"] == counts["nll"] == n_models
+    reflow = cfg["reflow"]
+    n_chains = len(reflow["datasets"]) * len(reflow["seeds"])
+    assert counts["sweep"] == n_models  # each also writes its model's NLL record
+    assert counts["nll"] == n_chains  # the 2-RF models' NLL (a distilled map has none)
+    assert counts["train_paired"] == counts["sweep_paired"] == 2 * n_chains
+    assert counts["decompose"] == len(cfg["methods"]) + 2
     assert counts["image_sweep"] == counts["image_nll"] == n_image
     assert counts["train"] == n_models + n_image
     assert counts["classifier"] == counts["image_reference"] == counts["report"] == 1
@@ -116,19 +121,27 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
         assert np.isfinite(values).all(), (dataset, method, solver, values)
     summary = pd.read_csv(report / "tables" / "summary.csv")
     summary = summary[summary["dataset"].isin(cfg["datasets"])]
-    assert sorted(summary["method"]) == sorted(cfg["methods"])
-    numbers = summary[["w2_mean", "fid_mean", "mmd_mean", "nfe_mean", "nll_nats_mean",
-                       "train_seconds_mean", "reference_w2"]].to_numpy(dtype=float)
+    # the reflow stage's models are methods of the report too
+    assert sorted(summary["method"]) == sorted(cfg["methods"] + ["reflow", "distill"])
+    numbers = summary[["w2_mean", "fid_mean", "mmd_mean", "nfe_mean", "train_seconds_mean",
+                       "reference_w2"]].to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
+    nll = summary.set_index("method")["nll_nats_mean"]
+    assert np.isfinite(nll.drop("distill")).all() and np.isnan(nll["distill"])  # no ODE, no NLL
     cells = pd.read_csv(report / "tables" / "cells.csv")
-    cells = cells[cells["dataset"].isin(cfg["datasets"])]
+    cells = cells[cells["dataset"].isin(cfg["datasets"]) & cells["method"].isin(cfg["methods"])]
     n_cells = len(cfg["sampling"]["solvers"]) * len(cfg["sampling"]["steps"]) + sum(
         map(len, cfg["sampling"]["adaptive"].values())
     )
     assert len(cells) == len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"]) * n_cells
     text = (report / "report.md").read_text()
-    for needle in ("Protocol", "samples per cell", "test points", "rtol", "torch"):
+    for needle in ("Protocol", "samples per cell", "test points", "rtol", "torch",
+                   "Where the error comes from", "Straightness of the learned flows"):
         assert needle in text
+    flows = pd.read_csv(report / "tables" / "flows.csv").set_index("method")
+    # reflow straightens the 1-RF flow it was trained from (issue 6)
+    assert flows.loc["reflow", "straightness_mean"] < flows.loc["rectified_flow",
+                                                                "straightness_mean"]
 
 
 def test_report_has_the_image_sections(smoke):
@@ -180,8 +193,22 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
     cells = [f"{s}/steps{n}" for s in cfg["sampling"]["solvers"] for n in cfg["sampling"]["steps"]]
     cells += [f"{s}/tol{t:g}" for s, tols in cfg["sampling"]["adaptive"].items() for t in tols]
     expected = {f"{stage}/{d}" for stage in ("data", "reference") for d in cfg["datasets"]}
-    expected |= {f"{stage}/{m}" for stage in ("train", "sweep", "nll") for m in models}
-    expected |= {f"sweep/{m}/{c}" for m in models for c in cells}
+    expected |= {f"{stage}/{m}" for stage in ("train", "sweep") for m in models}
+    expected |= {f"sweep/{m}/{c}" for m in models for c in cells + ["nll"]}
+    paired = [f"{d}/{m}/seed{s}" for d in cfg["reflow"]["datasets"] for m in ("reflow", "distill")
+              for s in cfg["reflow"]["seeds"]]
+    paired_cells = [f"{s}/steps{n}" for s in cfg["reflow"]["sweep_solvers"]
+                    for n in cfg["sampling"]["steps"]]
+    paired_cells += [f"{s}/tol{t:g}" for s, tols in cfg["sampling"]["adaptive"].items()
+                     for t in tols]
+    for m in paired:
+        expected |= {f"pairs/{m}", f"train/{m}", f"sweep/{m}"}
+        expected |= {f"sweep/{m}/{c}" for c in (["euler/steps1"] if "/distill/" in m
+                                                 else paired_cells)}
+        if "/reflow/" in m:
+            expected.add(f"nll/{m}")
+    expected |= {f"decompose/{d}/{m}/seed{s}" for d in cfg["decompose"]["datasets"]
+                 for m in cfg["methods"] + ["reflow", "distill"] for s in cfg["decompose"]["seeds"]}
     images = cfg["images"]
     image_cells = [
         f"{s}/steps{n}" if g == "uniform" else f"{s}/{g}/steps{n}"

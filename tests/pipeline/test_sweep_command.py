@@ -213,3 +213,24 @@ def test_image_sweep_scores_cells_by_fid_against_the_cached_reference(tmp_path):
     best = min(cells, key=lambda c: c["fid"])
     assert record["result"]["best_key"] == best["key"]
     assert (tmp_path / "p.png").stat().st_size > 1000
+
+
+def test_sweep_writes_the_nll_record_of_evaluate(data, tmp_path):
+    """--nll-result: the same record `sfbench evaluate --nll` writes, from the sweep's process."""
+    oracle = ["--oracle", "--method", "rectified_flow", "--dataset", "8gaussians"]
+    proc = sfbench("sweep", *oracle, "--data", str(data), "--solvers", "euler", "--steps", "4",
+                   "--n-samples", "50", "--out", "s.npz", "--result", "s.json",
+                   "--nll-result", "nll.json", "--nll-points", "40", "--nll-rtol", "1e-4",
+                   "--nll-atol", "1e-4", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    alone = sfbench("evaluate", "--nll", *oracle, "--data", str(data), "--n-test", "40",
+                    "--rtol", "1e-4", "--atol", "1e-4", "--result", "e.json", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    from_sweep, standalone = (
+        json.loads((tmp_path / f).read_text()) for f in ("nll.json", "e.json")
+    )
+    assert from_sweep["command"] == standalone["command"] == "evaluate"
+    assert from_sweep["settings"]["nll"] == standalone["settings"]["nll"]
+    assert from_sweep["settings"]["n_test"] == 40
+    assert from_sweep["result"]["nll_nats"] == standalone["result"]["nll_nats"]
+    assert "nll.json" in json.loads((tmp_path / "s.json").read_text())["outputs"][-1]

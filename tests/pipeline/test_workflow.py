@@ -18,11 +18,20 @@ def expected_jobs(cfg: dict) -> dict[str, int]:
         "reference": n_data,
         "train_config": n_methods,
         "train": n_models,
-        "sweep": n_models,
-        "nll": n_models,
+        "sweep": n_models,  # the sweep job also computes the model's NLL
         "report": 1,
         "all": 1,
     }
+    reflow = cfg.get("reflow")
+    if reflow:
+        n_chains = len(reflow["datasets"]) * len(reflow["seeds"])
+        jobs["train_config"] += 2  # reflow.yaml, distill.yaml
+        jobs.update(reflow_pairs=n_chains, distill_pairs=n_chains, train_paired=2 * n_chains,
+                    sweep_paired=2 * n_chains, nll=n_chains)  # NLL of 2-RF; distill has none
+    decompose = cfg.get("decompose")
+    if decompose:
+        per_model = len(cfg["methods"]) + (2 if reflow else 0)
+        jobs["decompose"] = len(decompose["datasets"]) * len(decompose["seeds"]) * per_model
     images = cfg.get("images")
     if images:
         n_img = len(images["datasets"])

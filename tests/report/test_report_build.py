@@ -230,3 +230,23 @@ def test_the_render_check_sees_a_broken_image(report, tmp_path):
     page.write_text(html.replace(first.group(1), broken, 1))
     result = check_in_chromium(page)
     assert [img["ok"] for img in result["images"]].count(False) == 1
+
+
+def test_decomposition_records_add_their_section_tables_and_figure(result_files, tmp_path):
+    from test_decomposition_report import RECORDS
+
+    extra = [_write(tmp_path / f"decompose{i}.json", r) for i, r in enumerate(RECORDS)]
+    out = tmp_path / "report"
+    build_report(result_files + extra, out, preset="unit")
+    md = (out / "report.md").read_text()
+    assert "Where the error comes from" in md and "Straightness of the learned flows" in md
+    table = pd.read_csv(out / "tables" / "decomposition.csv")
+    assert len(table) == sum(len(r["result"]["cells"]) for r in RECORDS)
+    flows = pd.read_csv(out / "tables" / "flows.csv")
+    assert set(flows["method"]) == {r["settings"]["method"] for r in RECORDS}
+    assert (out / "figures" / "decomposition_8gaussians.png").stat().st_size > 1000
+    # without decompose records, no such section and no such files
+    plain = tmp_path / "plain"
+    build_report(result_files, plain, preset="unit")
+    assert "Where the error comes from" not in (plain / "report.md").read_text()
+    assert not (plain / "tables" / "decomposition.csv").exists()

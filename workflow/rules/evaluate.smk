@@ -1,5 +1,6 @@
-# Stage 4: the likelihood of each model (the sample metrics are computed in the
-# sweep, next to the samples they measure).
+# Stage 4: the likelihood of the 2-RF models of the reflow stage. The sweep job
+# of every data-trained model computes its NLL itself (sample.smk); a distilled
+# one-step map has none.
 
 
 rule nll:
@@ -11,6 +12,7 @@ rule nll:
         result="results/nll/{dataset}/{method}/seed{seed}.json",
     wildcard_constraints:
         dataset=dataset_regex(config["datasets"]),
+        method="reflow",
     log:
         "logs/nll/{dataset}/{method}/seed{seed}.log",
     benchmark:

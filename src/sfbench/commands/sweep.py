@@ -35,7 +35,7 @@ import numpy as np
 
 from sfbench.commands.common import add_result, non_negative_int, positive_int
 from sfbench.errors import SfbenchError
-from sfbench.io import load_array, save_npz
+from sfbench.io import load_array, save_npz, write_json
 
 METRICS = ("w2", "mmd", "fid", "kid")
 #: The metric a sweep's best cell is chosen by, per kind of data.
@@ -114,8 +114,41 @@ def add_parser(sub):
     images.add_argument("--kid-subset-size", type=positive_int, default=1000)
     images.add_argument("--fid-device", default="cpu", choices=("cpu", "cuda"),
                         help="device of the feature extractor")
+    nll = p.add_argument_group(
+        "likelihood in the same process (saves a process start per model; 2-D data)"
+    )
+    nll.add_argument("--nll-result", help="also write the record of `sfbench evaluate --nll` "
+                     "for this model here (NLL in nats of test points, dopri5)")
+    nll.add_argument("--nll-points", type=positive_int, help="test points of the NLL")
+    nll.add_argument("--nll-rtol", type=float, default=1e-5, help="dopri5 rtol of the NLL ODE")
+    nll.add_argument("--nll-atol", type=float, default=1e-5, help="dopri5 atol of the NLL ODE")
     add_result(p)
     return p
+
+
+def nll_record(args) -> dict:
+    """The record ``sfbench evaluate --nll`` would write for ``args.model``, computed here.
+
+    The evaluate command's own parser and ``run`` produce it, so the file is
+    the same whichever process wrote it; inside a tracked sweep it is also a
+    child run ``nll`` of the sweep run.
+    """
+    from sfbench.commands import evaluate
+    from sfbench.io import environment
+    from sfbench.tracking import active_tracker
+
+    argv = ["--nll", "--data", args.data, "--rtol", repr(args.nll_rtol),
+            "--atol", repr(args.nll_atol), "--result", args.nll_result]
+    argv += ["--model", args.model] if args.model else [
+        "--oracle", "--method", args.method, "--dataset", args.dataset]
+    if args.nll_points:
+        argv += ["--n-test", str(args.nll_points)]
+    parser = evaluate.add_parser(argparse.ArgumentParser(prog="sfbench").add_subparsers())
+    record = {**evaluate.run(parser.parse_args(argv)), "environment": environment()}
+    tracker = active_tracker()
+    if tracker is not None:
+        tracker.log_child("nll", record["settings"], record["result"])
+    return record
 
 
 def cell_key(solver: str, steps: int | None, tol: float | None, grid: str = "uniform") -> str:
@@ -378,6 +411,9 @@ def run(args) -> dict:
     save_npz(args.out, **arrays)
 
     outputs = [args.out]
+    if args.nll_result:
+        write_json(args.nll_result, nll_record(args))
+        outputs.append(args.nll_result)
     if args.plot:
         from sfbench.report.plots import save_image_sweep_grid, save_sweep_grid
 

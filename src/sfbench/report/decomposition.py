@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sfbench.errors import SfbenchError
-from sfbench.report.plots import plt, to_png
+from sfbench.report.plots import method_panels, to_png
 from sfbench.report.results import read_record
 from sfbench.report.tables import _mean_std
 
@@ -77,11 +77,7 @@ def decomposition_plot(means: pd.DataFrame, dataset: str) -> bytes:
     d = means[means["dataset"] == dataset]
     if not len(d):
         raise SfbenchError(f"no decomposition of dataset {dataset!r}")
-    methods = list(dict.fromkeys(d["method"]))
-    solvers = list(dict.fromkeys(d["solver"]))
-    colors = {s: f"C{i % 10}" for i, s in enumerate(solvers)}
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0),
-                             sharey=True, squeeze=False)
+    fig, axes, methods, solvers, colors = method_panels(d)
     for ax, method in zip(axes[0], methods, strict=True):
         m = d[d["method"] == method]
         for solver in solvers:

@@ -57,6 +57,16 @@ def _scatter(ax, points: np.ndarray, lims, title: str, color="C0") -> None:
     ax.set_title(title, fontsize=8)
 
 
+def method_panels(d: pd.DataFrame):
+    """A row of panels, one per method of ``d`` (shared y axis), and a color per solver."""
+    methods = list(dict.fromkeys(d["method"]))
+    solvers = list(dict.fromkeys(d["solver"]))
+    colors = {s: f"C{i % 10}" for i, s in enumerate(solvers)}
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0),
+                             sharey=True, squeeze=False)
+    return fig, axes, methods, solvers, colors
+
+
 def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                   reference: float | None = None, baseline: float | None = None,
                   metric_labels: dict[str, str] = METRIC_LABELS,
@@ -68,11 +78,7 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
     the Gaussian fitted to the train pixels).
     """
     d = means[means["dataset"] == dataset]
-    methods = list(dict.fromkeys(d["method"]))
-    solvers = list(dict.fromkeys(d["solver"]))
-    colors = {s: f"C{i % 10}" for i, s in enumerate(solvers)}
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 * len(methods), 3.0),
-                             sharey=True, squeeze=False)
+    fig, axes, methods, solvers, colors = method_panels(d)
     for ax, method in zip(axes[0], methods, strict=True):
         for solver in solvers:
             s = d[(d["method"] == method) & (d["solver"] == solver)].sort_values("nfe_mean")

@@ -54,9 +54,25 @@ def compute_seconds(record_path: Path) -> float | None:
     """The record's in-process model-computation seconds, or None if it times nothing."""
     if not record_path.exists():
         return None
-    result = json.loads(record_path.read_text()).get("result", {})
+    record = json.loads(record_path.read_text())
+    result = record.get("result", {})
     found = [float(result[k]) for k in COMPUTE_KEYS if isinstance(result.get(k), int | float)]
+    # A sweep job also writes its model's NLL record (`--nll-result`): that time is its too.
+    for out in record.get("outputs", []):
+        other = Path(out) if Path(out).is_absolute() else _run_dir(record_path) / out
+        if other.suffix == ".json" and other != record_path and other.exists():
+            nll = json.loads(other.read_text()).get("result", {}).get("nll_seconds")
+            if isinstance(nll, int | float):
+                found.append(float(nll))
     return sum(found) if found else None
+
+
+def _run_dir(record_path: Path) -> Path:
+    """The run directory of ``<run>/results/...`` (outputs are relative to it)."""
+    for parent in record_path.parents:
+        if parent.name == "results":
+            return parent.parent
+    return record_path.parent
 
 
 def analyse(run_dir: str | Path) -> dict:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from sfbench.errors import SfbenchError
-from sfbench.report.plots import method_panels, to_png
+from sfbench.report.plots import method_panels, panel_legend, to_png
 from sfbench.report.results import read_record
 from sfbench.report.tables import _mean_std
 
@@ -100,12 +100,7 @@ def decomposition_plot(means: pd.DataFrame, dataset: str) -> bytes:
         ax.set_xlabel("NFE")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel("W2 to the test split")
-    handles, labels = [], []
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = panel_legend(axes)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=7,
                bbox_to_anchor=(0.5, -0.25))
     fig.suptitle(f"{dataset}: where the error comes from (mean over seeds)", fontsize=10)

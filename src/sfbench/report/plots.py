@@ -67,6 +67,17 @@ def method_panels(d: pd.DataFrame):
     return fig, axes, methods, solvers, colors
 
 
+def panel_legend(axes) -> tuple[list, list[str]]:
+    """Legend entries of a row of panels, each label once, in order of first appearance."""
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    return handles, labels
+
+
 def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                   reference: float | None = None, baseline: float | None = None,
                   metric_labels: dict[str, str] = METRIC_LABELS,
@@ -102,12 +113,7 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
         ax.set_xlabel("NFE")
         ax.grid(alpha=0.3, which="both")
     axes[0][0].set_ylabel(metric_labels.get(metric, metric))
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for ax in axes[0][1:]:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
+    handles, labels = panel_legend(axes)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8,
                bbox_to_anchor=(0.5, -0.12))
     fig.suptitle(f"{dataset}: {metric_labels.get(metric, metric)} against NFE "

@@ -7,7 +7,13 @@ import pytest
 import scipy.linalg
 import torch
 
-from sfbench.eval.distances import MMD_BANDWIDTHS, frechet_distance_coords, mmd, wasserstein2
+from sfbench.eval.distances import (
+    MMD_BANDWIDTHS,
+    MMDAgainst,
+    frechet_distance_coords,
+    mmd,
+    wasserstein2,
+)
 
 
 def _rng(seed=0):
@@ -95,6 +101,19 @@ def test_mmd_matches_a_direct_unbiased_formula():
         - 2 * k(x, y).mean()
     )
     assert mmd(x, y, bandwidths=bw, chunk_size=7) == pytest.approx(ref, rel=1e-10)
+
+
+def test_mmd_against_a_fixed_reference_matches_mmd_for_every_sample_set():
+    # The sweep scores many sample sets against one test set with the y-y term
+    # computed once; each score must equal the one-shot mmd of that pair.
+    rng = _rng(6)
+    y = rng.standard_normal((50, 2))
+    against = MMDAgainst(y, bandwidths=(0.3, 2.0), chunk_size=9)
+    for shift in (0.0, 0.5, 3.0):
+        x = rng.standard_normal((35, 2)) + shift
+        assert against(x) == pytest.approx(mmd(x, y, bandwidths=(0.3, 2.0)), rel=1e-12)
+    with pytest.raises(ValueError, match="same dimension"):
+        against(rng.standard_normal((35, 3)))
 
 
 def test_mmd_default_bandwidths_span_mode_width_to_data_scale():

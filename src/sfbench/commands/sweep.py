@@ -161,16 +161,23 @@ def npz_key(key: str) -> str:
     return key.replace("/", "__")
 
 
-def sample_metrics(samples: np.ndarray, test: np.ndarray) -> dict[str, float | None]:
-    """W2, MMD^2 and coordinate FID (KID: null); NaN if a sample is not finite."""
-    from sfbench.eval.distances import frechet_distance_coords, mmd, wasserstein2
+def sample_metrics(
+    samples: np.ndarray, test: np.ndarray, mmd_to_test=None
+) -> dict[str, float | None]:
+    """W2, MMD^2 and coordinate FID (KID: null); NaN if a sample is not finite.
+
+    ``mmd_to_test``: an :class:`~sfbench.eval.distances.MMDAgainst` of ``test``,
+    reused across calls (built here when None).
+    """
+    from sfbench.eval.distances import MMDAgainst, frechet_distance_coords, wasserstein2
 
     finite = np.isfinite(samples).all(axis=1)
     if not finite.all():
         return {"w2": math.nan, "mmd": math.nan, "fid": math.nan, "kid": None}
+    mmd_to_test = mmd_to_test or MMDAgainst(test)
     return {
         "w2": wasserstein2(samples, test),
-        "mmd": mmd(samples, test),
+        "mmd": mmd_to_test(samples),
         "fid": frechet_distance_coords(samples, test),
         "kid": None,
     }
@@ -344,8 +351,12 @@ def run(args) -> dict:
         metrics_of = ImageMetrics(image, args)
         test = test.reshape(test.shape[0], -1)
     else:
+        from sfbench.eval.distances import MMDAgainst
+
+        mmd_to_test = MMDAgainst(test)
+
         def metrics_of(samples):
-            return sample_metrics(samples, test)
+            return sample_metrics(samples, test, mmd_to_test)
     n = args.n_samples or int(test.shape[0])
     tracker = active_tracker()
     common = {

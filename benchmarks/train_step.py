@@ -25,21 +25,22 @@ from sfbench.models import MLP
 from sfbench.train import TrainConfig, lr_factor, train
 
 
-def bare_loop(cfg: TrainConfig, data: torch.Tensor) -> float:
-    """Seconds for cfg.steps steps of a hand-written rectified-flow loop."""
+def bare_loop(cfg: TrainConfig, data: torch.Tensor, device: str = "cpu") -> float:
+    """Seconds for cfg.steps steps of a hand-written rectified-flow loop (fp32, on ``device``)."""
     torch.manual_seed(cfg.seed)
     net_cfg = {k: v for k, v in cfg.network.items() if k != "kind"}
-    net = MLP(**net_cfg)
+    net = MLP(**net_cfg).to(device)
+    data = data.to(device=device, dtype=torch.float32)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
     start = time.perf_counter()
     for _ in range(cfg.steps):
-        idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen)
+        idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen, device=device)
         x = data[idx]
-        eps = torch.randn(x.shape, generator=gen)
-        t = torch.rand(x.shape[0], generator=gen)
+        eps = torch.randn(x.shape, generator=gen, device=device)
+        t = torch.rand(x.shape[0], generator=gen, device=device)
         x_t = t[:, None] * x + (1 - t[:, None]) * eps
         loss = (net(x_t, t) - (x - eps)).pow(2).mean()
         opt.zero_grad(set_to_none=True)

@@ -203,7 +203,10 @@ def train(
     model = build_model(cfg.method, cfg.schedule, cfg.network).to(device)
     net = model.net  # the weights: saved, averaged, clipped (never the compiled wrapper)
     ema = copy.deepcopy(net).requires_grad_(False)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # The fused CUDA kernel updates every parameter in one launch; on the CPU
+    # the default (foreach) implementation is the fast one.
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=True if device.type == "cuda" else None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
 
@@ -253,6 +256,25 @@ def train(
 
     # The compiled wrapper shares its parameters with `net`; the loss calls it.
     model.net = maybe_compile(net, cfg.compile)
+    params, ema_params = list(net.parameters()), list(ema.parameters())
+    # Reading a loss back from a GPU waits for every queued kernel, so on CUDA
+    # the losses are read (and checked) once per log line and before every
+    # checkpoint; on the CPU reading is free and each step is checked at once.
+    read_every = 1 if device.type == "cpu" else cfg.log_every
+    pending: list[torch.Tensor] = []  # losses of steps not yet read back
+
+    def read_losses():
+        values = torch.stack(pending).float().tolist()
+        first = step - len(values) + 1
+        pending.clear()
+        for i, value in enumerate(values):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"{cfg.method}: loss is {value} at step {first + i}; training stopped "
+                    "(lower the learning rate or check the data)"
+                )
+        window.extend(values)
+
     start = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.method}")
     model.train()
@@ -260,27 +282,24 @@ def train(
         idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen, device=device)
         with autocast():
             loss = training_loss(model, data[idx], gen, None if noise is None else noise[idx])
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"{cfg.method}: loss is {loss.item()} at step {step + 1}; training stopped "
-                "(lower the learning rate or check the data)"
-            )
+        pending.append(loss.detach())
+        step += 1
+        saving = ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
+        if step % read_every == 0 or step % cfg.log_every == 0 or step == cfg.steps or saving:
+            read_losses()  # raises before a step on a non-finite loss reaches the weights on disk
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sched.step()
-        with torch.no_grad():
-            for e, p in zip(ema.parameters(), net.parameters(), strict=True):
-                e.lerp_(p, 1.0 - ema_decay_at(step, cfg.ema_decay))
-        step += 1
-        window.append(loss.item())
+        with torch.no_grad():  # one fused launch for every tensor, not one per tensor
+            torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(step - 1, cfg.ema_decay))
         if step % cfg.log_every == 0 or step == cfg.steps:
             history.append((step, sum(window) / len(window)))
             window.clear()
             bar.set_postfix(loss=f"{history[-1][1]:.4f}")
         bar.update(1)
-        if ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+        if saving:
             save_checkpoint()
     bar.close()
 

@@ -62,6 +62,32 @@ def test_oracle_sweep_writes_every_cell(data, tmp_path):
     assert (tmp_path / "p.png").stat().st_size > 1000
 
 
+def test_sweep_measures_the_flows_straightness_on_its_own_starting_noise(data, tmp_path):
+    from sfbench.data import get_dataset
+    from sfbench.eval.oracle import GaussianMixtureOracle
+    from sfbench.eval.straightness import straightness
+    from sfbench.methods import get_method
+
+    proc = sfbench(
+        "sweep", "--oracle", "--method", "rectified_flow", "--dataset", "8gaussians",
+        "--data", str(data), "--solvers", "euler", "--steps", "4", "--n-samples", "300",
+        "--seed", "3", "--straightness", "200:40", "--out", "s.npz", "--result", "s.json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    flow = json.loads((tmp_path / "s.json").read_text())["result"]["flow"]
+    assert flow["n_samples"] == 200 and flow["straightness_steps"] == 40
+    assert flow["straightness_solver"] == "rk4"
+    assert flow["seed"] == 3 and not flow["by_construction"]  # the sweep's own noise
+    # The same measurement made in this process, from the sweep's seed.
+    oracle = GaussianMixtureOracle(get_dataset("8gaussians").mixture,
+                                   get_method("rectified_flow").schedule())
+    direct = straightness(oracle, 200, 3, solver="rk4", steps=40)
+    assert flow["straightness"] == pytest.approx(direct.straightness, rel=1e-4)
+    # Independent coupling: the oracle's paths curve (straight would be 0, energy 1).
+    assert flow["straightness"] > 0.1 and flow["normalized_path_energy"] > 1.05
+
+
 def test_reference_measures_the_noise_floor(data, tmp_path):
     proc = sfbench("sweep", "--reference", "--dataset", "8gaussians", "--data", str(data),
                    "--seed", "777", "--result", "r.json", cwd=tmp_path)
@@ -81,6 +107,8 @@ def test_reference_measures_the_noise_floor(data, tmp_path):
         (["--solvers", "eulr", "--steps", "4"], "unknown solver 'eulr'"),
         (["--solvers", "euler"], "--solvers needs --steps"),
         ([], "nothing to sample"),
+        (["--solvers", "euler", "--steps", "4", "--straightness", "0:50"],
+         "expected N_POINTS:STEPS"),
     ],
 )
 def test_bad_sweeps_fail_before_sampling_and_write_nothing(data, tmp_path, args, message):

@@ -250,3 +250,43 @@ def test_decomposition_records_add_their_section_tables_and_figure(result_files,
     build_report(result_files, plain, preset="unit")
     assert "Where the error comes from" not in (plain / "report.md").read_text()
     assert not (plain / "tables" / "decomposition.csv").exists()
+
+
+def test_flow_table_covers_every_swept_model_and_prefers_the_sweeps_measurement(
+    result_files, tmp_path
+):
+    """Sweeps measure every model's flow; a decomposition fills in only models they lack."""
+    from test_decomposition_report import RECORDS
+
+    with_flow = []
+    for i, path in enumerate(result_files):
+        rec = json.loads(Path(path).read_text())
+        if rec["command"] == "sweep" and rec["settings"].get("mode") == "model":
+            s = rec["settings"]
+            value = 10.0 + METHODS.index(s["method"]) + 0.5 * s["seed"]
+            rec["result"]["flow"] = {"straightness": value, "normalized_path_energy": 1.5,
+                                     "by_construction": False}
+            path = _write(tmp_path / "sweeps" / f"{i}.json", rec)
+        with_flow.append(str(path))
+    # a decomposition of a swept model (8gaussians cfm, seed 0) with another value
+    overlap = json.loads(json.dumps(RECORDS[0]))
+    overlap["settings"].update(method="cfm", seed=0)
+    overlap["result"]["flow"] = {"straightness": 99.0, "normalized_path_energy": 9.0}
+    decomposed = [_write(tmp_path / f"decompose{i}.json", r)
+                  for i, r in enumerate([*RECORDS, overlap])]
+    out = tmp_path / "report"
+    build_report(with_flow + decomposed, out, preset="unit")
+    flows = pd.read_csv(out / "tables" / "flows.csv")
+    swept = flows[flows["method"].isin(METHODS)]
+    assert len(swept) == len(DATASETS) * len(METHODS)  # every swept (dataset, method)
+    row = swept[(swept["dataset"] == "8gaussians") & (swept["method"] == "cfm")].iloc[0]
+    # the sweeps' values (mean over seeds), not the decomposition's 99
+    expected = np.mean([10.0 + METHODS.index("cfm") + 0.5 * s for s in SEEDS])
+    assert row["straightness_mean"] == pytest.approx(expected)
+    # models only the decomposition measured still appear
+    assert {"rectified_flow", "reflow", "distill"} <= set(flows["method"])
+    # no flow anywhere: no section, no file
+    plain = tmp_path / "plain"
+    build_report(result_files, plain, preset="unit")
+    assert "Straightness of the learned flows" not in (plain / "report.md").read_text()
+    assert not (plain / "tables" / "flows.csv").exists()

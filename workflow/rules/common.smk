@@ -265,6 +265,13 @@ def adaptive_flags(sampling=None) -> str:
     )
 
 
+def straightness_flag(sampling=None) -> str:
+    """``--straightness N_POINTS:STEPS`` when the sampling block asks for it, else nothing."""
+    sampling = config["sampling"] if sampling is None else sampling
+    spec = sampling.get("straightness")
+    return f"--straightness {spec['n_points']}:{spec['steps']}" if spec else ""
+
+
 def grid_flags(sampling=None) -> str:
     """``--grids uniform edm``: the time grids of the fixed-step solvers."""
     sampling = config["sampling"] if sampling is None else sampling

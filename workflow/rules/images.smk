@@ -117,6 +117,7 @@ rule image_sweep:
         n_samples=IMAGES["sampling"]["n_samples"],
         seed=IMAGES["sampling"]["seed"],
         device=IMAGES["sampling"].get("device", "cpu"),
+        straightness=straightness_flag(IMAGES["sampling"]),
         classifier=classifier_flag,
         fid=fid_flags(),
         data_dir=lambda w: data_dir_flag(w.dataset),
@@ -128,7 +129,8 @@ rule image_sweep:
         "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
         " {params.data_dir} --solvers {params.solvers} --steps {params.steps} {params.grids}"
         " {params.adaptive} --n-samples {params.n_samples} --seed {params.seed}"
-        " --device {params.device} {params.classifier} --fid-features {input.features} {params.fid}"
+        " {params.straightness} --device {params.device} {params.classifier}"
+        " --fid-features {input.features} {params.fid}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"
         " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"
 

@@ -145,6 +145,7 @@ rule sweep_paired:
         ),
         n_samples=config["sampling"]["n_samples"],
         seed=config["sampling"]["seed"],
+        straightness=straightness_flag(),
         device=config["sampling"].get("device", "cpu"),
         key=lambda w: job_key("sweep", w),
         parent=lambda w: job_key("train", w),
@@ -153,7 +154,7 @@ rule sweep_paired:
     shell:
         "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
         " {params.grid} --n-samples {params.n_samples} --seed {params.seed}"
-        " --device {params.device}"
+        " {params.straightness} --device {params.device}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"
         " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"
 

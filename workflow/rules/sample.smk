@@ -35,6 +35,7 @@ rule sweep:
         trajectory=(
             "--trajectory {solver}:{steps}:{n_points}".format(**config["sampling"]["trajectory"])
         ),
+        straightness=straightness_flag(),
         nll=(
             "--nll-points {n_points} --nll-rtol {rtol} --nll-atol {atol}".format(
                 **config["evaluation"]["nll"]
@@ -49,6 +50,6 @@ rule sweep:
         " --solvers {params.solvers} --steps {params.steps} {params.grids} {params.adaptive}"
         " --nll-result {output.nll} {params.nll}"
         " --n-samples {params.n_samples} --seed {params.seed} {params.trajectory}"
-        " --device {params.device}"
+        " {params.straightness} --device {params.device}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"
         " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"

@@ -76,19 +76,6 @@ def _oracle_of(model, method_name: str, mixture):
     return GaussianMixtureOracle(mixture, model.schedule), "oracle of the same path"
 
 
-def _straightness(model, args) -> dict:
-    from sfbench.eval.straightness import straightness
-
-    if getattr(getattr(model, "method", None), "one_step", False):
-        return {
-            "straightness": 0.0, "normalized_path_energy": 1.0, "by_construction": True,
-            "note": "one-step model: its sample path is one straight Euler step",
-        }
-    res = straightness(model, args.n_samples, args.seed, solver="rk4",
-                       steps=args.straightness_steps)
-    return {**res.summary(), "by_construction": False}
-
-
 def run(args) -> dict:
     import torch
 
@@ -139,7 +126,9 @@ def run(args) -> dict:
     draws = [ds.sample(args.n_samples, s, "test") for s in seeds]
     floor = noise_floor(draws, test)
     tic = time.perf_counter()
-    flow = _straightness(model, args)
+    from sfbench.eval.straightness import flow_record
+
+    flow = flow_record(model, args.n_samples, args.seed, args.straightness_steps)
     straightness_seconds = time.perf_counter() - tic
 
     for row in result.cells:

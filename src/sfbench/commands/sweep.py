@@ -68,6 +68,18 @@ def trajectory_spec(text: str) -> tuple[str, int, int]:
     return solver, steps, n_points
 
 
+def straightness_spec(text: str) -> tuple[int, int]:
+    """``500:100`` -> (500, 100)."""
+    parts = text.split(":")
+    try:
+        n_points, steps = int(parts[0]), int(parts[1])
+    except (IndexError, ValueError):
+        n_points, steps = 0, 0
+    if len(parts) != 2 or n_points < 1 or steps < 1:
+        raise argparse.ArgumentTypeError(f"expected N_POINTS:STEPS (positive), got {text!r}")
+    return n_points, steps
+
+
 def add_parser(sub):
     p = sub.add_parser(
         "sweep", help="sample one model over solvers x step counts and evaluate every cell",
@@ -102,6 +114,11 @@ def add_parser(sub):
                    help="independent draws averaged by --reference")
     p.add_argument("--trajectory", type=trajectory_spec, metavar="SOLVER:STEPS:N_POINTS",
                    help="also store the trajectories of the first N_POINTS samples of one cell")
+    p.add_argument(
+        "--straightness", type=straightness_spec, metavar="N_POINTS:STEPS",
+        help="also measure the straightness and normalized path energy of the model's flow "
+             "on N_POINTS trajectories (RK4, STEPS steps, the sweep's noise seed)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="sampling device")
     p.add_argument("--out", help=".npz of every cell's samples (required unless --reference)")
     p.add_argument("--plot", help="PNG of sample scatter plots, one panel per cell")
@@ -419,6 +436,14 @@ def run(args) -> dict:
         arrays["trajectory_t"] = res.grid.numpy()  # the times the states were taken at
         trajectory_info = {"solver": solver, "steps": steps, "grid": grid,
                            "n_points": min(n_points, n)}
+    flow, straightness_seconds = None, 0.0
+    if args.straightness:
+        from sfbench.eval.straightness import flow_record
+
+        n_points, steps = args.straightness
+        tic = time.perf_counter()
+        flow = flow_record(model, min(n_points, n), args.seed, steps)
+        straightness_seconds = time.perf_counter() - tic
     save_npz(args.out, **arrays)
 
     outputs = [args.out]
@@ -446,6 +471,8 @@ def run(args) -> dict:
         "sample_seconds": sum(r["sample_seconds"] for r in rows),
         "eval_seconds": sum(r["eval_seconds"] for r in rows),
     }
+    if flow is not None:
+        result.update(flow=flow, straightness_seconds=straightness_seconds)
     if best is not None:
         result.update(best_key=best["key"], best_nfe=best["nfe"],
                       **{f"best_{m}": best[m] for m in METRICS})

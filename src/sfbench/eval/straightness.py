@@ -201,3 +201,18 @@ def straightness(
         nfe_metric=nfe_metric,
         settings=settings,
     )
+
+
+def flow_record(model: PathModel, n_samples: int, seed: int, steps: int = 100) -> dict:
+    """What a result file records of ``model``'s flow: :func:`straightness` with RK4.
+
+    A one-step model (distill) gets S = 0 and E = 1 marked ``by_construction``:
+    its sample path is one straight Euler step, and it has no flow to integrate.
+    """
+    if getattr(getattr(model, "method", None), "one_step", False):
+        return {
+            "straightness": 0.0, "normalized_path_energy": 1.0, "by_construction": True,
+            "note": "one-step model: its sample path is one straight Euler step",
+        }
+    res = straightness(model, n_samples, seed, solver="rk4", steps=steps)
+    return {**res.summary(), "by_construction": False}

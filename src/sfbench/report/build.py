@@ -364,8 +364,7 @@ def _decomposition_blocks(res: Results, tdir: Path) -> tuple[list, list[Figure],
         return [], [], []
     table = decomposition.decomposition_table(records)
     means = decomposition.decomposition_means(table)
-    flows = decomposition.flow_table(records)
-    written = [_write_csv(table, tdir / "decomposition.csv"), _write_csv(flows, tdir / "flows.csv")]
+    written = [_write_csv(table, tdir / "decomposition.csv")]
     blocks: list = [
         Heading("Where the error comes from"),
         Paragraph(
@@ -400,20 +399,42 @@ def _decomposition_blocks(res: Results, tdir: Path) -> tuple[list, list[Figure],
                      "model's exact flow (dotted) and the noise floor against NFE")
         figures.append(fig)
         blocks.append(fig)
-    blocks += [
+    return blocks, figures, written
+
+
+def _flow_blocks(res: Results, tdir: Path) -> tuple[list, list[Path]]:
+    """Straightness and path energy of every model whose sweep (or decomposition) measured it.
+
+    A sweep measures every model it samples; a decomposition record fills in a
+    model whose sweep did not (older results, or a sweep run without it).
+    """
+    swept = [r for r in res.records.get("sweep", []) if r["result"].get("flow")]
+    seen = {(r["settings"].get("dataset"), r["settings"].get("method"),
+             r["settings"].get("seed")) for r in swept}
+    extra = [r for r in res.records.get("decompose", []) if r["result"].get("flow")
+             and (r["settings"].get("dataset"), r["settings"].get("method"),
+                  r["settings"].get("seed")) not in seen]
+    if not swept + extra:
+        return [], []
+    flows = decomposition.flow_table(swept + extra)
+    blocks = [
         Heading("Straightness of the learned flows"),
         Paragraph(
             "Straightness S = E ∫ ||(x1 - x0) - v(x_t, t)||² dt along the model's own ODE "
             "paths (0 for straight, constant-speed paths) and the normalized path energy "
             "E ∫ ||v||² dt / E ||x1 - x0||² (1 for straight paths); reflow should bring both "
-            "towards their straight values. A one-step model is straight by construction."
+            "towards their straight values. A one-step model is straight by construction. "
+            "Measured in each model's sweep job along an RK4 solve from the sweep's starting "
+            "noise (trajectories and steps: `sampling.straightness` of the preset, and in "
+            "each sweep record's result.flow)."
         ),
         Table(flows.assign(
             straightness=_pm_column(flows, "straightness"),
             path_energy=_pm_column(flows, "normalized_path_energy"),
-        )[["dataset", "method", "by_construction", "straightness", "path_energy"]]),
+        )[["dataset", "method", "by_construction", "straightness", "path_energy"]],
+            caption="mean ± std over seeds"),
     ]
-    return blocks, figures, written
+    return blocks, [_write_csv(flows, tdir / "flows.csv")]
 
 
 def build_report(
@@ -511,6 +532,9 @@ def build_report(
     more, figs, csvs = _decomposition_blocks(res, tdir)
     blocks += more
     figures += figs
+    written += csvs
+    more, csvs = _flow_blocks(res, tdir)
+    blocks += more
     written += csvs
     blocks += [Heading("Package versions"), Table(versions(res))]
 

@@ -19,7 +19,7 @@ NLL uses beyond 64 dimensions), timed against the exact trace on the same
 batch; its speed-up over exact is the ratio guarded.
 
     python -m benchmarks.divergence [--networks unet mlp] [--batches 1 8 64] [--rounds 5]
-        [--threads 1] [--json out.json]
+        [--threads 1] [--device cuda] [--json out.json]
 """
 
 from __future__ import annotations
@@ -62,11 +62,18 @@ def perturbed_model(kind: str) -> torch.nn.Module:
     return model
 
 
-def measure(kind: str, batch: int, rounds: int) -> dict:
+def synced(fn, device: str):
+    """``fn`` followed by a wait for the GPU, so a wall time covers the GPU's work."""
+    if device != "cuda":
+        return fn
+    return lambda: (fn(), torch.cuda.synchronize())
+
+
+def measure(kind: str, batch: int, rounds: int, device: str = "cpu") -> dict:
     """Median wall times of both sides on one (network, batch) cell, interleaved."""
-    model = perturbed_model(kind)
-    x = torch.randn(batch, DIM)  # the U-Net takes flat [B, 64] as the samplers give it
-    t = torch.tensor(0.5)
+    model = perturbed_model(kind).to(device)
+    x = torch.randn(batch, DIM).to(device)  # the U-Net takes flat [B, 64] as samplers give it
+    t = torch.tensor(0.5, device=device)
 
     def velocity(y):
         return model.predict(y, t).velocity
@@ -75,13 +82,14 @@ def measure(kind: str, batch: int, rounds: int) -> dict:
     _, vectorised = exact_divergence(velocity, x)
     torch.testing.assert_close(vectorised, reference, rtol=1e-4, atol=1e-4)
     med = interleaved_medians(
-        {"loop": lambda: loop_divergence(velocity, x),
-         "vectorised": lambda: exact_divergence(velocity, x)},
+        {"loop": synced(lambda: loop_divergence(velocity, x), device),
+         "vectorised": synced(lambda: exact_divergence(velocity, x), device)},
         rounds,
     )
     return {
         "network": kind,
         "batch": batch,
+        "device": device,
         "loop_ms_median": 1e3 * med["loop"],
         "vectorised_ms_median": 1e3 * med["vectorised"],
         "speedup": med["loop"] / med["vectorised"],
@@ -115,17 +123,22 @@ def measure_hutchinson(kind: str, batch: int, rounds: int) -> dict:
 
 
 def run(networks=("unet", "mlp"), batches=(1, 8, 64), rounds: int = 5,
-        hutchinson_batch: int = 256) -> dict:
-    cells = [measure(k, b, rounds) for k in networks for b in batches]
-    hutchinson = [measure_hutchinson(k, hutchinson_batch, rounds) for k in networks]
+        hutchinson_batch: int = 256, device: str = "cpu") -> dict:
+    """On CUDA only the exact trace against the loop is measured (no Hutchinson rows)."""
+    cells = [measure(k, b, rounds, device) for k in networks for b in batches]
+    hutchinson = ([measure_hutchinson(k, hutchinson_batch, rounds) for k in networks]
+                  if device == "cpu" else [])
+    where = "" if device == "cpu" else f"_{device}"  # one name per ratio across result files
     ratios = {
-        f"divergence_speedup_{c['network']}_b{c['batch']}": ratio(c["speedup"], "higher", 5.0)
+        f"divergence_speedup_{c['network']}_b{c['batch']}{where}": ratio(
+            c["speedup"], "higher", 5.0)
         for c in cells
     }
     for h in hutchinson:
         ratios[f"hutchinson_over_exact_{h['network']}"] = ratio(h["speedup_over_exact"], "higher")
     return {
         "benchmark": "divergence",
+        "device": device,
         "dim": DIM,
         "networks": {k: network(k) for k in networks},
         "rounds": rounds,
@@ -141,10 +154,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8, 64])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    return emit(run(args.networks, args.batches, args.rounds), args.json)
+    return emit(run(args.networks, args.batches, args.rounds, device=args.device), args.json)
 
 
 if __name__ == "__main__":

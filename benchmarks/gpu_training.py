@@ -144,12 +144,14 @@ def run(steps: int = 30, rounds: int = 2, preset: Path = REPO / "config" / "gpu.
     if unknown or not settings:
         raise ValueError(f"settings must be among {', '.join(SETTINGS)}, got {list(settings)}")
     cases = preset_cases(preset, batch_multiplier)
+    # One name per ratio across result files (the guard refuses duplicates).
+    scale = "" if batch_multiplier == 1 else f"_batch_x{batch_multiplier}"
     result = {"benchmark": "gpu_training", "preset": preset.name, "steps": steps,
               "batch_multiplier": batch_multiplier,
               "rounds": rounds, "matmul_peak_flops_per_s": peaks, "cases": {}, "ratios": {}}
     net, batch, data = cases["mlp_2d"]
     result["mlp_overhead"] = bare_overhead(net, batch, data, 10 * steps, rounds)
-    result["ratios"]["gpu_train_step_overhead"] = ratio(
+    result["ratios"][f"gpu_train_step_overhead{scale}"] = ratio(
         result["mlp_overhead"]["overhead_ratio"], "lower", 1.05)
     print(f"[gpu_training] mlp overhead {result['mlp_overhead']}", file=sys.stderr, flush=True)
     for name, (net, batch, data) in cases.items():
@@ -163,7 +165,7 @@ def run(steps: int = 30, rounds: int = 2, preset: Path = REPO / "config" / "gpu.
                                   "compile_speedup": ("bf16", "bf16+compile")}.items():
             if slow in s and fast in s:
                 case[key] = s[slow]["ms_per_step"] / s[fast]["ms_per_step"]
-                result["ratios"][f"gpu_{name}_{key}"] = ratio(case[key], "higher")
+                result["ratios"][f"gpu_{name}{scale}_{key}"] = ratio(case[key], "higher")
         result["cases"][name] = case
         print(f"[gpu_training] {name}: " + ", ".join(
             f"{k} {v['ms_per_step']:.2f} ms/step" for k, v in s.items()), file=sys.stderr,

@@ -77,7 +77,7 @@ def render_divergence(r: dict) -> str:
           f"{h['exact_samples_per_s']:.0f}", f"{h['speedup_over_exact']:.1f}x"]
          for h in r.get("hutchinson", [])],
     )
-    return f"{exact}\n\n{hutch}"
+    return f"{exact}\n\n{hutch}" if r.get("hutchinson") else exact
 
 
 def render_flops(r: dict) -> str:
@@ -149,6 +149,8 @@ def renderer(name: str):
         return render_pipeline
     if name.startswith("gpu_training"):
         return render_gpu_training
+    if name.startswith("divergence"):
+        return render_divergence
     return {"train_step": render_train_step, "ode_solvers": render_ode_solvers,
             "divergence": render_divergence, "flops": render_flops}[name]
 

@@ -81,3 +81,11 @@ def test_the_check_command_reports_a_missing_results_directory(tmp_path):
          "--results", str(tmp_path)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr
+
+
+def test_the_committed_results_load_with_one_name_per_ratio():
+    # `python -m benchmarks check` reads every committed result file; a ratio
+    # name written by two files (say a CPU and a GPU run) would stop it.
+    ratios = guard.load_ratios(REPO / "benchmarks" / "results")
+    assert "train_step_overhead" in ratios
+    assert all(entry["better"] in ("higher", "lower") for entry in ratios.values())

@@ -138,11 +138,11 @@ def run(steps: int = 30, rounds: int = 2, preset: Path = REPO / "config" / "gpu.
     """The figures; with ``partial``, the record so far is rewritten there after each case."""
     if not torch.cuda.is_available():
         raise SystemExit("benchmarks.gpu_training needs a CUDA device; none is available")
-    torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's default, stated rather than assumed
-    peaks = {"bf16": peak(torch.bfloat16), "fp32": peak(torch.float32)}
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown or not settings:
         raise ValueError(f"settings must be among {', '.join(SETTINGS)}, got {list(settings)}")
+    torch.backends.cuda.matmul.allow_tf32 = False  # PyTorch's default, stated rather than assumed
+    peaks = {"bf16": peak(torch.bfloat16), "fp32": peak(torch.float32)}
     cases = preset_cases(preset, batch_multiplier)
     # One name per ratio across result files (the guard refuses duplicates).
     scale = "" if batch_multiplier == 1 else f"_batch_x{batch_multiplier}"

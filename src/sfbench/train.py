@@ -260,7 +260,7 @@ def train(
     # Reading a loss back from a GPU waits for every queued kernel, so on CUDA
     # the losses are read (and checked) once per log line and before every
     # checkpoint; on the CPU reading is free and each step is checked at once.
-    read_every = 1 if device.type == "cpu" else cfg.log_every
+    read_each_step = device.type == "cpu"
     pending: list[torch.Tensor] = []  # losses of steps not yet read back
 
     def read_losses():
@@ -285,7 +285,8 @@ def train(
         pending.append(loss.detach())
         step += 1
         saving = ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
-        if step % read_every == 0 or step % cfg.log_every == 0 or step == cfg.steps or saving:
+        log_line = step % cfg.log_every == 0 or step == cfg.steps
+        if read_each_step or log_line or saving:
             read_losses()  # raises before a step on a non-finite loss reaches the weights on disk
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -294,7 +295,7 @@ def train(
         sched.step()
         with torch.no_grad():  # one fused launch for every tensor, not one per tensor
             torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(step - 1, cfg.ema_decay))
-        if step % cfg.log_every == 0 or step == cfg.steps:
+        if log_line:
             history.append((step, sum(window) / len(window)))
             window.clear()
             bar.set_postfix(loss=f"{history[-1][1]:.4f}")

@@ -408,12 +408,13 @@ def _flow_blocks(res: Results, tdir: Path) -> tuple[list, list[Path]]:
     A sweep measures every model it samples; a decomposition record fills in a
     model whose sweep did not (older results, or a sweep run without it).
     """
+    def model_of(record: dict) -> tuple:
+        return tuple(record["settings"].get(k) for k in ("dataset", "method", "seed"))
+
     swept = [r for r in res.records.get("sweep", []) if r["result"].get("flow")]
-    seen = {(r["settings"].get("dataset"), r["settings"].get("method"),
-             r["settings"].get("seed")) for r in swept}
-    extra = [r for r in res.records.get("decompose", []) if r["result"].get("flow")
-             and (r["settings"].get("dataset"), r["settings"].get("method"),
-                  r["settings"].get("seed")) not in seen]
+    seen = {model_of(r) for r in swept}
+    extra = [r for r in res.records.get("decompose", [])
+             if r["result"].get("flow") and model_of(r) not in seen]
     if not swept + extra:
         return [], []
     flows = decomposition.flow_table(swept + extra)

@@ -37,11 +37,26 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def run_snakemake(workdir: Path, *args: str, timeout: float = 600, env: dict | None = None):
-    """Run snakemake in ``workdir``; returns the CompletedProcess (stdout and stderr merged)."""
+def new_machine_env(env: dict | None = None) -> dict:
+    """``os.environ`` (plus ``env``) as a shell on a new machine has it: no virtual
+    environment on PATH, none active. Snakemake is then reached only by its path,
+    as the README's `.venv/bin/snakemake` does, and a job that ran a bare `python`
+    would get the system's interpreter, without sfbench."""
     full_env = {**os.environ, **(env or {})}
-    # the venv's bin first, so the jobs' `python -m sfbench` is this interpreter's
-    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    venv_bins = {str(Path(sys.executable).parent)}
+    if full_env.get("VIRTUAL_ENV"):
+        venv_bins.add(str(Path(full_env.pop("VIRTUAL_ENV")) / "bin"))
+    full_env["PATH"] = os.pathsep.join(
+        entry for entry in full_env.get("PATH", "/usr/bin:/bin").split(os.pathsep)
+        if entry and entry not in venv_bins
+    )
+    return full_env
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 600, env: dict | None = None):
+    """Run snakemake in ``workdir`` from a new machine's PATH (:func:`new_machine_env`);
+    returns the CompletedProcess (stdout and stderr merged)."""
+    full_env = new_machine_env(env)
     return subprocess.run(
         [snakemake_bin(), *args],
         cwd=workdir,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from pipeline_helpers import REPO, copy_workflow, job_counts, load_preset, run_snakemake
+from pipeline_helpers import (
+    REPO,
+    copy_workflow,
+    job_counts,
+    load_preset,
+    new_machine_env,
+    run_snakemake,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -27,12 +33,11 @@ PRESET = "smoke"
 
 def _env(home: Path) -> dict:
     env = {
-        k: v for k, v in os.environ.items()
+        k: v for k, v in new_machine_env().items()
         if k not in ("MLFLOW_TRACKING_URI", "SFBENCH_MLFLOW_EXPERIMENT", "SFBENCH_CONFIG_HASH")
     }
     env.update(
         HOME=str(home),  # the default DVC remote is ~/.cache/sfbench/dvc-remote
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
         GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com",
     )

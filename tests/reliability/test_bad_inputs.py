@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import tiny_preset, write_preset
-from pipeline_helpers import run_snakemake, snakemake_bin
+from pipeline_helpers import new_machine_env, run_snakemake, snakemake_bin
 
 from sfbench.cli import main
 from sfbench.io import save_npz
@@ -185,8 +185,7 @@ def test_pipeline_job_that_cannot_write_leaves_no_complete_output(workdir):
     proc = subprocess.run(
         [snakemake_bin(), target, "--cores", "1", "--configfile", cfg],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
-        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
-             "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"},
+        env=new_machine_env({"MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}),
         preexec_fn=_limit_file_size(3_000_000),
     )
     assert proc.returncode != 0, proc.stdout[-3000:]

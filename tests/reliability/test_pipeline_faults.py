@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
-from pathlib import Path
 
 import psutil
 import pytest
 import torch
 from conftest import job_processes, tiny_preset, wait_for, write_preset
-from pipeline_helpers import run_snakemake, snakemake_bin
+from pipeline_helpers import new_machine_env, run_snakemake, snakemake_bin
 
 from sfbench.checkpoint import CHECKPOINT_NAME, load_file, load_model
 
@@ -27,8 +25,7 @@ SLOW_TRAINING = {"train.steps": 1500, "train.checkpoint_every": 50, "train.batch
 
 
 def _start(workdir, env, *args) -> subprocess.Popen:
-    full = {**os.environ, **env,
-            "PATH": f"{Path(snakemake_bin()).parent}{os.pathsep}{os.environ['PATH']}"}
+    full = new_machine_env(env)
     return subprocess.Popen([snakemake_bin(), *args], cwd=workdir, env=full,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,34 @@ from jsonschema import Draft202012Validator
 from snakemake.exceptions import WorkflowError
 
 SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def job_python() -> str:
+    """The interpreter every job runs ``-m sfbench`` with.
+
+    Snakemake's own interpreter: this file imports sfbench to plan the jobs
+    (code_inputs, the registries), so that interpreter has the package and the
+    versions the environment fingerprint names. A bare ``python`` would be
+    whatever comes first on PATH (the system's, on a new machine). On a SLURM
+    node the job is planned again by the same interpreter (shared file
+    system), so the path holds there too. With ``--sdm conda`` the job runs
+    in the rule's conda environment, whose ``python`` is first on its PATH.
+    ``$SFBENCH_PYTHON`` overrides both (a cluster whose nodes see the
+    environment under another path).
+    """
+    chosen = os.environ.get("SFBENCH_PYTHON")
+    if chosen:
+        return chosen
+    from snakemake.settings.types import DeploymentMethod
+
+    if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+        return "python"
+    return sys.executable
+
+
+# Referenced by every rule's shell command. A global rather than a param: a
+# param is a rerun trigger, and the interpreter's path differs between clones.
+SFBENCH = f"{shlex.quote(job_python())} -m sfbench"
 
 
 def _registries():

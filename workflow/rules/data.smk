@@ -23,7 +23,7 @@ rule data:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
         " --n-train {params.n_train} --n-test {params.n_test} {params.data_dir}"
         " --out {output.data} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -47,5 +47,5 @@ rule reference:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench sweep --reference --dataset {wildcards.dataset} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --reference --dataset {wildcards.dataset} --data {input.data}"
         " --seed {params.seed} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -42,7 +42,7 @@ rule decompose:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench decompose --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} decompose --model {input.model} --data {input.data}"
         " --solvers {params.solvers} --steps {params.steps} --n-samples {params.n_samples}"
         " --seed {params.seed} --exact-tolerance {params.tolerance} --floor-seed {params.floor_seed}"
         " --result {output.result} --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"

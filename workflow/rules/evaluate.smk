@@ -27,7 +27,7 @@ rule nll:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench evaluate --nll --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} evaluate --nll --model {input.model} --data {input.data}"
         " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
         " --result {output.result} --job-key {params.key} --parent-key {params.parent}"
         " > {log} 2>&1"

@@ -53,7 +53,7 @@ rule classifier:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench classifier --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} classifier --dataset {wildcards.dataset}"
         " --seed {params.seed} {params.steps} --out {output.model} --result {output.result}"
         " --job-key {params.key} > {log} 2>&1"
 
@@ -84,7 +84,7 @@ rule image_reference:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench sweep --reference --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --reference --dataset {wildcards.dataset}"
         " --data {input.data} {params.data_dir} --n-samples {params.n_samples} --seed {params.seed}"
         " --reference-draws {params.draws} {params.classifier} {params.fid}"
         " --fid-features {output.features} --result {output.result} --job-key {params.key}"
@@ -126,7 +126,7 @@ rule image_sweep:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
         " {params.data_dir} --solvers {params.solvers} --steps {params.steps} {params.grids}"
         " {params.adaptive} --n-samples {params.n_samples} --seed {params.seed}"
         " {params.straightness} --device {params.device} {params.classifier}"
@@ -165,7 +165,7 @@ rule image_nll:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench evaluate --nll {params.vlb} --model {input.model}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} evaluate --nll {params.vlb} --model {input.model}"
         " --data {input.data} --dataset {wildcards.dataset} {params.data_dir}"
         " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
         " --divergence {params.divergence} --n-probes {params.n_probes}"

@@ -50,7 +50,7 @@ rule reflow_pairs:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench reflow-pairs --model {input.model}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} reflow-pairs --model {input.model}"
         " --n-pairs {params.n_pairs} --seed {params.seed} --solver {params.solver} --steps {params.steps}"
         " --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -78,7 +78,7 @@ rule distill_pairs:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench reflow-pairs --model {input.model}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} reflow-pairs --model {input.model}"
         " --n-pairs {params.n_pairs} --seed {params.seed} --solver {params.solver} --steps {params.steps}"
         " --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -106,7 +106,7 @@ rule train_paired:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench train --method {wildcards.method} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} train --method {wildcards.method} --dataset {wildcards.dataset}"
         " --pairs {input.pairs} --seed {wildcards.seed} --config {input.config}"
         " --checkpoint-dir {params.checkpoint_dir} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"
@@ -152,7 +152,7 @@ rule sweep_paired:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
         " {params.grid} --n-samples {params.n_samples} --seed {params.seed}"
         " {params.straightness} --device {params.device}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"

@@ -28,7 +28,7 @@ rule report:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench report --preset {params.preset} --out-dir {params.out_dir}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} report --preset {params.preset} --out-dir {params.out_dir}"
         " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
         " --results {input.data} {input.reference} {input.classifier} {input.train}"
         " {input.sweep} {input.nll} {input.decompose}"

@@ -46,7 +46,7 @@ rule sweep:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
         " --solvers {params.solvers} --steps {params.steps} {params.grids} {params.adaptive}"
         " --nll-result {output.nll} {params.nll}"
         " --n-samples {params.n_samples} --seed {params.seed} {params.trajectory}"

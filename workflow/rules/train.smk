@@ -42,7 +42,7 @@ rule train:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} python -m sfbench train --method {wildcards.method} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {SFBENCH} train --method {wildcards.method} --dataset {wildcards.dataset}"
         " --data {input.data} {params.data_dir} --seed {wildcards.seed} --config {input.config}"
         " --checkpoint-dir {params.checkpoint_dir} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -13,6 +13,14 @@ tensor and every other value they hold (:func:`content_hash`). ``torch.load``
 does not check the CRCs of its zip records, so without the seal a flipped bit
 in the weights would load silently; :func:`load_file` recomputes the hash and
 refuses the file, naming it.
+
+Files are read by :func:`load_torch_file`, which unpickles tensors and plain
+values only (``weights_only``): unpickling runs before the hash can be checked,
+and a pickle may call any Python function, so a doctored file from a DVC
+remote or a colleague would otherwise run its code on load. sfbench writes
+nothing else (numpy's RNG state goes in as a tensor). Files that need more,
+checkpoints of older versions among them, load only with the opt-in
+``SFBENCH_TRUST_PICKLE=1``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import pickle
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +46,7 @@ MODEL_FORMAT = "sfbench-model-v1"
 CHECKPOINT_NAME = "last.pt"
 NETWORKS = {"mlp": MLP, "unet": UNet}
 HASH_KEY = "content_sha256"
+TRUST_PICKLE_ENV = "SFBENCH_TRUST_PICKLE"
 
 
 def _feed(digest, value) -> None:
@@ -43,7 +55,7 @@ def _feed(digest, value) -> None:
         value = value.detach().cpu().contiguous()
         digest.update(f"T{value.dtype}{tuple(value.shape)}".encode())
         digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(value, np.ndarray):
+    elif isinstance(value, np.ndarray):  # numpy values: files of older versions (opt-in)
         digest.update(f"A{value.dtype.str}{value.shape}".encode())
         digest.update(np.ascontiguousarray(value).tobytes())
     elif isinstance(value, dict):
@@ -76,15 +88,50 @@ def save_atomic(obj: dict, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def _unreadable(what: str, path: Path, reason) -> CheckpointError:
+    return CheckpointError(f"{what} {path} is corrupt or not a torch file: {reason}")
+
+
+def load_torch_file(path: Path, what: str):
+    """torch.load of tensors and plain values only, so that loading runs no code from the file.
+
+    A file whose pickle calls any other Python function (a doctored file, or one
+    of an older sfbench holding numpy objects) is refused, naming the function,
+    unless ``$SFBENCH_TRUST_PICKLE`` is 1; then it is unpickled in full.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        # weights_only names the function it refused as "GLOBAL module.name";
+        # any other unpickling error is damaged bytes.
+        refused = re.search(r"GLOBAL (\S+)", str(err))
+        if refused is None:
+            raise _unreadable(what, path, "its pickle is damaged or not torch.save's") from None
+        function = refused.group(1)
+    except Exception as err:  # truncated zip, bit flips, not a torch file
+        raise _unreadable(what, path, err) from None
+    if os.environ.get(TRUST_PICKLE_ENV) != "1":
+        raise CheckpointError(
+            f"{what} {path} is refused: loading it would run code named in the file "
+            f"({function}), where sfbench files hold only tensors and plain values. If an older "
+            f"sfbench wrote it and you trust its source, set {TRUST_PICKLE_ENV}=1 to load it "
+            "anyway: that runs whatever code the file holds, with your permissions. "
+            "Otherwise delete it and rerun the job that writes it"
+        )
+    warnings.warn(f"{TRUST_PICKLE_ENV}=1: unpickling {what} {path}, which calls {function}",
+                  stacklevel=2)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise _unreadable(what, path, err) from None
+
+
 def load_file(path: str | os.PathLike, what: str) -> dict:
-    """torch.load with errors that name the file and say what is wrong."""
+    """A checkpoint or model file, its seal checked, with errors that name the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{what} not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, bit flips, not a torch file
-        raise CheckpointError(f"{what} {path} is corrupt or not a torch file: {err}") from None
+    obj = load_torch_file(path, what)
     if not isinstance(obj, dict):
         raise CheckpointError(f"{what} {path} does not hold an sfbench dictionary")
     stored = obj.pop(HASH_KEY, None)

@@ -144,12 +144,16 @@ def _resolve_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
 
 
 def _rng_states(generator: torch.Generator) -> dict:
+    """Every RNG state as tensors and plain values, which load without unpickling code."""
+    # numpy's legacy state is (name, MT19937 key as a uint32 array, pos, has_gauss, gauss);
+    # the key goes in as an int64 tensor, which holds every uint32 exactly.
+    name, key, *position = np.random.get_state()
     return {
         "generator": generator.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), *position),
+        "python": random.getstate(),  # (version, tuple of ints, None)
     }
 
 
@@ -158,7 +162,8 @@ def _set_rng_states(states: dict, generator: torch.Generator) -> None:
     torch.set_rng_state(states["torch"])
     if states.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
-    np.random.set_state(states["numpy"])
+    name, key, *position = states["numpy"]  # the key: a tensor, or an array in older checkpoints
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *position))
     random.setstate(states["python"])
 
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sfbench.checkpoint import load_torch_file
 from sfbench.errors import CheckpointError
 from sfbench.io import atomic_write_bytes
 
@@ -190,10 +191,7 @@ def load_classifier(path: str | Path, sha256: str | None = None) -> tuple[Digits
     digest = file_sha256(path)
     if sha256 is not None and digest != sha256:
         raise CheckpointError(f"digits classifier {path} has sha256 {digest}, expected {sha256}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"digits classifier {path} is corrupt: {err}") from None
+    obj = load_torch_file(path, "digits classifier")
     if not isinstance(obj, dict) or obj.get("format") != CLASSIFIER_FORMAT:
         raise CheckpointError(f"{path} is not an sfbench digits classifier")
     cfg = obj["config"]

@@ -16,7 +16,20 @@ What a run holds:
   ``git_commit``, ``git_dirty``, ``config_hash`` (``$SFBENCH_CONFIG_HASH``) and
   ``mlflow.parentRunId`` (the run of ``parent_key``, the training job, so the
   UI nests sampling and evaluation runs under their model);
-- artifacts: the files passed to :meth:`Tracker.log_record`.
+- artifacts: the files passed to :meth:`Tracker.log_record`;
+- dataset inputs (the runs table's Dataset column): the data file the job read
+  (see :func:`record_datasets`), named ``<dataset>/<split>``, with the md5 of
+  the file's bytes as digest, its path as a ``local`` source, the split, rows
+  and size as profile and ``mlflow.data.context`` ``training`` (train split,
+  reflow pairs) or ``evaluation`` (test split). A file that cannot be read is
+  left out with a warning; it never fails the job.
+
+The experiment is tagged ``mlflow.experimentKind = custom_model_development``
+("Machine learning") when sfbench creates or first uses it, unless a kind was
+chosen by hand, so MLflow 3 UIs that read the tag open it on its runs, not on
+traces. (MLflow 3.17's UI ignores the tag: the view comes from its sidebar's
+GenAI / Model training switch, or ``?workflowType=machine_learning`` in the
+experiment's URL, which opens the runs table.)
 
 The backend is ``$MLFLOW_TRACKING_URI`` or ``sqlite:///mlflow.db`` in the
 working directory. A SQLite store is created under a file lock, so parallel
@@ -24,10 +37,10 @@ jobs that meet a new database do not race on its creation (the pipeline also
 creates it in ``onstart`` with :func:`ensure_tracking_store`).
 
 A rerun of a job reuses the run with the same ``job_key``; when the job's
-settings changed (MLflow params cannot change), the old run is deleted and a
-new one takes the key, so an experiment never holds two active runs for one
-job. A job that raises ends FAILED, one stopped by SIGTERM or Ctrl-C ends
-KILLED, otherwise FINISHED.
+settings or the digest of its data file changed (MLflow params and dataset
+inputs cannot change), the old run is deleted and a new one takes the key,
+so an experiment never holds two active runs for one job. A job that raises
+ends FAILED, one stopped by SIGTERM or Ctrl-C ends KILLED, otherwise FINISHED.
 
 A process killed with SIGKILL (or by the OOM killer, or a power cut) cannot
 close its run. Every run is tagged ``sfbench.process`` (host, pid and the
@@ -43,12 +56,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import fcntl
+import hashlib
 import json
 import math
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -59,6 +74,18 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOB_KEY_TAG = "job_key"
 PARENT_KEY_TAG = "parent_key"
 PROCESS_TAG = "sfbench.process"
+# MLflow 3's UI reads this experiment tag to choose between its GenAI view
+# (traces) and its machine-learning view (runs) where its sidebar has no GenAI /
+# Model training switch (3.17 has one and ignores the tag). The values are the
+# UI's ExperimentKind enum (mlflow/server/js/build; "custom_model_development"
+# is shown as "Machine learning"); kinds the UI only inferred may be replaced.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+INFERRED_KINDS = frozenset(
+    ("", "no_inferred_type", "genai_development_inferred", "custom_model_development_inferred")
+)
+DATASET_CONTEXT_TAG = "mlflow.data.context"  # mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT
+SPLIT_CONTEXTS = {"train": "training", "pairs": "training", "test": "evaluation"}
 RECORD_TAGS = ("method", "dataset", "solver", "steps", "seed")
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 _LOCKED_ERRORS = ("database is locked", "database table is locked")
@@ -132,23 +159,38 @@ def ensure_tracking_store(uri: str | None = None) -> str:
     return uri
 
 
+def _ensure_experiment_kind(client, experiment) -> None:
+    """Tag ``experiment`` as a machine-learning one unless a kind was chosen by hand."""
+    if experiment.tags.get(EXPERIMENT_KIND_TAG, "") not in INFERRED_KINDS:
+        return
+    try:  # a view setting: never a reason to fail a job
+        _retry(client.set_experiment_tag, experiment.experiment_id,
+               EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    except Exception as err:
+        _warn(f"experiment {experiment.name!r} not tagged {EXPERIMENT_KIND_TAG}: {err}")
+
+
 def _experiment_id(client, uri: str, name: str) -> str:
     with _store_lock(uri):
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             if exp.lifecycle_stage != "active":
                 client.restore_experiment(exp.experiment_id)
+            _ensure_experiment_kind(client, exp)
             return exp.experiment_id
         location = None
         db = _sqlite_path(uri)
         if db is not None:  # artifacts next to the database, not in the job's cwd
             location = (db.resolve().parent / "mlartifacts").as_uri()
         try:
-            return client.create_experiment(name, artifact_location=location)
+            return client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
         except Exception:  # created meanwhile by a process outside the lock (other URI form)
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
+            _ensure_experiment_kind(client, exp)
             return exp.experiment_id
 
 
@@ -289,6 +331,115 @@ def record_tags(record: Mapping[str, Any]) -> dict[str, str]:
     return tags
 
 
+def _warn(message: str) -> None:
+    print(f"sfbench: warning: {message}", file=sys.stderr)
+
+
+_DIGESTS: dict[tuple, str] = {}  # (real path, size, mtime, inode) -> md5, per process
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """md5 of a file's bytes: 32 hex digits (MLflow keeps at most 36), DVC's hash of the file."""
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    if key not in _DIGESTS:
+        digest = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+def record_datasets(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The data files a record's job read or wrote: ``{"split", "path", "rows"}`` each.
+
+    ``data``: both splits of the ``.npz`` it wrote; ``train``: the train split
+    of ``data_file`` or the reflow ``pairs_file`` (none when it drew its data
+    in memory); any other record (sweep, evaluate, decompose, a sweep's NLL
+    child) whose settings name ``data``: its test split.
+    """
+    settings = record.get("settings") or {}
+    command = record.get("command")
+    if command == "data":
+        files = [p for p in record.get("outputs") or [] if str(p).endswith(".npz")]
+        if not files:
+            return []
+        return [{"split": "train", "path": files[0], "rows": settings.get("n_train")},
+                {"split": "test", "path": files[0], "rows": settings.get("n_test")}]
+    if command == "train":
+        for key, split in (("pairs_file", "pairs"), ("data_file", "train")):
+            if settings.get(key):
+                return [{"split": split, "path": settings[key], "rows": settings.get("n_train")}]
+        return []
+    if isinstance(settings.get("data"), str) and settings["data"]:
+        return [{"split": "test", "path": settings["data"], "rows": settings.get("n_test")}]
+    return []
+
+
+def dataset_inputs(record: Mapping[str, Any]) -> list:
+    """MLflow dataset inputs (``mlflow.entities.DatasetInput``) of :func:`record_datasets`.
+
+    Name ``<dataset>/<split>``, digest :func:`file_digest`, a ``local`` source
+    with the file's absolute path, profile {split, rows, bytes, file} and the
+    context tag ``training`` or ``evaluation``. Files that cannot be read are
+    left out with a warning; only the file is read (by the hash), not its arrays.
+    """
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+
+    dataset = record_tags(record).get("dataset")
+    inputs = []
+    for item in record_datasets(record):
+        path = Path(item["path"])
+        try:
+            digest, size = file_digest(path), path.stat().st_size
+        except OSError as err:
+            _warn(f"dataset input {path} left out of the MLflow run: {err}")
+            continue
+        source = get_dataset_source_from_json(
+            json.dumps({"uri": str(path.resolve())}), source_type="local"
+        )
+        name = f"{dataset or path.stem}/{item['split']}"
+        meta = MetaDataset(source, name=name, digest=digest).to_dict()
+        profile = {"split": item["split"], "bytes": size, "file": str(item["path"])}
+        if item.get("rows") is not None:
+            profile["rows"] = item["rows"]
+        entity = Dataset(
+            name=meta["name"], digest=meta["digest"], source_type=meta["source_type"],
+            source=meta["source"], profile=json.dumps(profile, sort_keys=True),
+        )
+        context = InputTag(DATASET_CONTEXT_TAG, SPLIT_CONTEXTS[item["split"]])
+        inputs.append(DatasetInput(entity, tags=[context]))
+    return inputs
+
+
+def _dataset_inputs_or_none(record: Mapping[str, Any]) -> list:
+    """:func:`dataset_inputs`, or none when they cannot be made: never fails a job."""
+    try:
+        return dataset_inputs(record)
+    except Exception as err:
+        _warn(f"dataset inputs left out of the MLflow run: {err}")
+        return []
+
+
+def _data_changed(run, inputs) -> bool:
+    """True when ``run`` already holds one of ``inputs`` by name with another digest."""
+    logged_inputs = getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []
+    logged = {i.dataset.name: i.dataset.digest for i in logged_inputs}
+    return any(logged.get(i.dataset.name, i.dataset.digest) != i.dataset.digest for i in inputs)
+
+
+def _log_inputs(client, run_id: str, inputs) -> None:
+    if not inputs:
+        return
+    try:
+        _retry(client.log_inputs, run_id, datasets=inputs)
+    except Exception as err:
+        _warn(f"dataset inputs left out of MLflow run {run_id}: {err}")
+
+
 def _metric_entities(metrics: Iterable[tuple[str, float, int]]):
     from mlflow.entities import Metric
 
@@ -324,11 +475,15 @@ class Tracker:
         self._children: dict[str, Any] | None = None
 
     def log_record(self, record: Mapping[str, Any], artifacts: Iterable[str | os.PathLike] = ()):
-        """Log a command's record: settings as params, numbers as metrics, files as artifacts."""
+        """Log a command's record: settings as params, numbers as metrics, files as artifacts,
+        its data file as dataset input."""
         params = record_params(record)
-        existing = _retry(self.client.get_run, self.run_id).data.params
-        if any(existing.get(k, v) != v for k, v in params.items()):
-            # The settings changed and MLflow params cannot: a fresh run takes the job key.
+        inputs = _dataset_inputs_or_none(record)
+        run = _retry(self.client.get_run, self.run_id)
+        existing = run.data.params
+        if any(existing.get(k, v) != v for k, v in params.items()) or _data_changed(run, inputs):
+            # The settings or the data changed, and MLflow params and inputs cannot:
+            # a fresh run takes the job key.
             _retry(self.client.delete_run, self.run_id)
             self.run_id = _retry(
                 self.client.create_run, self.experiment_id, tags=self.tags
@@ -343,6 +498,7 @@ class Tracker:
             metrics=_metric_entities(record_metrics(record)),
             tags=tags.items(),
         )
+        _log_inputs(self.client, self.run_id, inputs)
         for path in artifacts:
             if path and Path(path).is_file():
                 _retry(self.client.log_artifact, self.run_id, str(path))
@@ -356,7 +512,8 @@ class Tracker:
         """A FINISHED nested run under this one (e.g. one sweep cell), reused by its key.
 
         The child's job key is ``<this job key>/<key>``; it carries the parent's
-        tags (git commit, config hash) and its own method/solver/steps/seed tags.
+        tags (git commit, config hash), its own method/solver/steps/seed tags
+        and, when ``settings`` name ``data``, that file's test split as input.
         """
         from mlflow.entities import ViewType
 
@@ -384,8 +541,13 @@ class Tracker:
             "mlflow.runName": job_key,
         }
         params = record_params(record)
+        inputs = _dataset_inputs_or_none(record)
         old = self._children.get(job_key)
-        if old is not None and all(old.data.params.get(k, v) == v for k, v in params.items()):
+        if (
+            old is not None
+            and all(old.data.params.get(k, v) == v for k, v in params.items())
+            and not _data_changed(old, inputs)
+        ):
             run_id = old.info.run_id
             _retry(self.client.update_run, run_id, status="RUNNING")
             params = {k: v for k, v in params.items() if k not in old.data.params}
@@ -400,6 +562,7 @@ class Tracker:
             metrics=_metric_entities(record_metrics(record)),
             tags=tags.items(),
         )
+        _log_inputs(self.client, run_id, inputs)
         _retry(self.client.set_terminated, run_id, "FINISHED")
         return run_id
 

@@ -189,3 +189,154 @@ def test_four_parallel_jobs_on_a_new_database_lose_no_run(tmp_path):
         f"job{i}-{j}" for i in range(4) for j in range(3)
     )
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+# --- experiment kind and dataset inputs -------------------------------------------------------
+
+KIND_TAG = "mlflow.experimentKind"  # read by MLflow 3's experiment page (runs vs. traces view)
+
+
+def experiment_tags(uri: str) -> dict[str, str]:
+    return MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).tags
+
+
+def test_new_experiment_opens_on_its_runs(store):
+    with tracked(experiment=EXPERIMENT, job_key="k1", command="train") as t:
+        t.log_record(train_record())
+    assert experiment_tags(store)[KIND_TAG] == "custom_model_development"
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "custom_model_development"),  # made by an older sfbench or by hand, untagged
+        ("no_inferred_type", "custom_model_development"),  # only inferred by the UI
+        ("genai_development", "genai_development"),  # chosen by hand: kept
+    ],
+)
+def test_existing_experiment_gets_a_kind_unless_one_was_chosen(store, before, after):
+    tags = {} if before is None else {KIND_TAG: before}
+    MlflowClient(tracking_uri=store).create_experiment(EXPERIMENT, tags=tags)
+    with tracked(experiment=EXPERIMENT, job_key="k1", command="train"):
+        pass
+    assert experiment_tags(store)[KIND_TAG] == after
+
+
+def write_data(path: Path, n_train: int = 40, n_test: int = 20, seed: int = 0) -> str:
+    """An .npz like `sfbench data` writes; returns the md5 of its bytes."""
+    import hashlib
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, train=rng.normal(size=(n_train, 2)).astype("float32"),
+             test=rng.normal(size=(n_test, 2)).astype("float32"))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def dataset_inputs(run) -> dict[str, tuple[str, str, dict, dict]]:
+    """name -> (digest, context, source, profile) of a run's dataset inputs."""
+    import json
+
+    out = {}
+    for i in run.inputs.dataset_inputs:
+        context = {t.key: t.value for t in i.tags}.get("mlflow.data.context")
+        out[i.dataset.name] = (i.dataset.digest, context, json.loads(i.dataset.source),
+                               json.loads(i.dataset.profile))
+    return out
+
+
+def test_training_run_logs_its_train_split_as_a_dataset_input(store, tmp_path):
+    digest = write_data(tmp_path / "data" / "moons.npz")
+    record = train_record(data_file="data/moons.npz", n_train=40)
+    with tracked(experiment=EXPERIMENT, job_key="train/moons", command="train") as t:
+        t.log_record(record)
+    (run,) = all_runs(store)
+    inputs = dataset_inputs(run)
+    assert set(inputs) == {"moons/train"}
+    got_digest, context, source, profile = inputs["moons/train"]
+    assert (got_digest, context) == (digest, "training")
+    assert source == {"uri": str(tmp_path / "data" / "moons.npz")}
+    assert run.inputs.dataset_inputs[0].dataset.source_type == "local"
+    assert profile["split"] == "train" and profile["rows"] == 40
+
+
+def test_evaluation_runs_and_their_children_log_the_test_split(store, tmp_path):
+    digest = write_data(tmp_path / "d.npz")
+    sweep = {"command": "sweep", "result": {"best_w2": 0.1},
+             "settings": {"model": {"method": "cfm", "dataset": "moons"}, "data": "d.npz",
+                          "n_test": 20}}
+    with tracked(experiment=EXPERIMENT, job_key="sweep/moons", command="sweep") as t:
+        t.log_child("nll", {"method": "cfm", "dataset": "moons", "data": "d.npz"}, {"nll": 1.0})
+        t.log_record(sweep)
+    runs = {r.data.tags["job_key"]: r for r in all_runs(store)}
+    for key in ("sweep/moons", "sweep/moons/nll"):
+        inputs = dataset_inputs(runs[key])
+        assert set(inputs) == {"moons/test"}
+        assert inputs["moons/test"][:2] == (digest, "evaluation")
+
+
+def test_data_run_logs_both_splits_and_a_rerun_adds_none(store, tmp_path):
+    digest = write_data(tmp_path / "moons.npz")
+    record = {"command": "data", "settings": {"dataset": "moons", "n_train": 40, "n_test": 20},
+              "result": {}, "outputs": ["moons.npz"]}
+    for _ in range(2):
+        with tracked(experiment=EXPERIMENT, job_key="data/moons", command="data") as t:
+            t.log_record(record)
+    (run,) = all_runs(store)
+    inputs = dataset_inputs(run)
+    assert {k: v[:2] for k, v in inputs.items()} == {
+        "moons/train": (digest, "training"), "moons/test": (digest, "evaluation")}
+    assert len(run.inputs.dataset_inputs) == 2
+
+
+def test_changed_data_replaces_the_run(store, tmp_path):
+    record = train_record(data_file="moons.npz")
+    digests = []
+    for seed in (0, 1):  # same settings, other bytes in the file
+        digests.append(write_data(tmp_path / "moons.npz", seed=seed))
+        with tracked(experiment=EXPERIMENT, job_key="train/moons", command="train") as t:
+            t.log_record(record)
+    (run,) = all_runs(store, ViewType.ACTIVE_ONLY)
+    assert digests[0] != digests[1]
+    assert [i.dataset.digest for i in run.inputs.dataset_inputs] == [digests[1]]
+
+
+def test_a_missing_data_file_does_not_fail_the_job(store, capsys):
+    with tracked(experiment=EXPERIMENT, job_key="train/moons", command="train") as t:
+        t.log_record(train_record(data_file="gone/moons.npz"))
+    (run,) = all_runs(store)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data_file"] == "gone/moons.npz"
+    assert not run.inputs.dataset_inputs
+    assert "gone/moons.npz" in capsys.readouterr().err
+
+
+def test_cli_data_and_train_jobs_fill_the_dataset_column(tmp_path):
+    """The records the CLI writes name their data the way the tracker reads it."""
+    import hashlib
+
+    db = tmp_path / "m.db"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SFBENCH_MLFLOW_EXPERIMENT", "SFBENCH_CONFIG_HASH")}
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{db}", OMP_NUM_THREADS="1")
+    jobs = [
+        ("data", "--dataset", "moons", "--n-train", "64", "--n-test", "32",
+         "--out", "data/moons.npz", "--result", "data.json", "--job-key", "data/moons"),
+        ("train", "--method", "cfm", "--dataset", "moons", "--data", "data/moons.npz",
+         "--steps", "2", "--batch-size", "16", "--no-progress", "--out", "m.pt",
+         "--result", "train.json", "--job-key", "train/moons/cfm/seed0"),
+    ]
+    for job in jobs:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sfbench", *job, "--mlflow-experiment", EXPERIMENT],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+    digest = hashlib.md5((tmp_path / "data" / "moons.npz").read_bytes()).hexdigest()
+    runs = {r.data.tags["job_key"]: r for r in all_runs(f"sqlite:///{db}")}
+    assert {k: v[:2] for k, v in dataset_inputs(runs["train/moons/cfm/seed0"]).items()} == {
+        "moons/train": (digest, "training")}
+    assert set(dataset_inputs(runs["data/moons"])) == {"moons/train", "moons/test"}
+    assert experiment_tags(f"sqlite:///{db}")[KIND_TAG] == "custom_model_development"

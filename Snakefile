@@ -20,6 +20,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/provenance.smk"
 
 
+report: "workflow/report/workflow.rst"  # the overview of `snakemake --report`
+
+
 validate_config(config)  # before any job: a wrong key, type or name stops here
 # Inherited by every job (read by `sfbench` itself): the MLflow experiment of
 # the preset, unless already set, and the config hash every run is tagged with.

@@ -2,7 +2,6 @@
 # Functions live here (not next to the rules), as `snakemake --lint` asks.
 
 import copy
-import hashlib
 import json
 import os
 import re
@@ -205,8 +204,11 @@ PAIRED = ("reflow", "distill")  # the reflow stage's methods
 
 
 def config_hash(cfg) -> str:
-    """sha256 of the canonical JSON of the validated config (tagged on every MLflow run)."""
-    return hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:16]
+    """sha256 of the canonical JSON of the validated config (tagged on every MLflow run,
+    stamped on the report, compared by `sfbench report --check`)."""
+    from sfbench.provenance import config_hash as canonical_hash
+
+    return canonical_hash(cfg)
 
 
 def images_config() -> dict:
@@ -338,7 +340,7 @@ def report_inputs(wildcards=None) -> dict:
 
 
 def report_tables() -> list:
-    names = ["summary", "cells", "best_by_solver", "quality"]
+    names = ["summary", "headline", "cells", "best_by_solver", "quality"]
     if image_datasets():
         names += ["baseline", "bits"]
     if decompose_paths():

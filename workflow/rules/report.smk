@@ -1,5 +1,6 @@
 # Stage 5: tables and plots from the result files (no tracking server needed),
-# logged to MLflow as the artifacts of the report run.
+# logged to MLflow as the artifacts of the report run. The tables and figures
+# are also marked for Snakemake's own report (`snakemake --report report.html`).
 
 
 rule report:
@@ -12,8 +13,15 @@ rule report:
         html="results/report/report.html",
         metrics="results/report/metrics.json",
         curves="results/report/curves.csv",
-        tables=report_tables(),
-        figures=report_figures(),
+        provenance="results/report/provenance.json",
+        tables=[
+            report(path, category="Tables", caption="../report/table.rst")
+            for path in report_tables()
+        ],
+        figures=[
+            report(path, category="Figures", caption="../report/figure.rst")
+            for path in report_figures()
+        ],
         result="results/report/result.json",
     log:
         "logs/report/report.log",

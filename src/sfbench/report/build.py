@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sfbench import provenance
 from sfbench.io import atomic_write_bytes, write_json
 from sfbench.report import decomposition, plots, results, tables
 from sfbench.report.render import (
@@ -160,6 +161,21 @@ def _image_protocol(res: Results) -> list[str]:
             f"{out['n_test']} images, sha256 {out['sha256'][:16]}…"
         )
     return lines
+
+
+def _origin_line(origin: dict) -> str:
+    """Where the report came from, and how to tell whether it is still current."""
+    m = origin["machine"]
+    where = f"{m['cpu']}, {m['logical_cpus']} logical CPUs" + (f", {m['gpu']}" if m["gpu"] else "")
+    commit = origin["git_commit"][:12] + (" with uncommitted changes" if origin["git_dirty"]
+                                          else "")
+    return (
+        f"Built from commit `{commit}`, preset `{origin['preset']}` (config hash "
+        f"`{origin['config_hash']}`), on {where} ({m['os']}); torch "
+        f"{origin['libraries'].get('torch')}. `sfbench report --check` says whether this "
+        f"report is stale for the code and preset of a checkout (`{provenance.PROVENANCE_FILE}` "
+        "holds the fingerprints it compares)."
+    )
 
 
 def versions(res: Results) -> pd.DataFrame:
@@ -464,6 +480,8 @@ def build_report(
 
     tdir = out / "tables"
     written.append(_write_csv(summary, tdir / "summary.csv"))
+    top = tables.headline(summary)
+    written.append(_write_csv(top, tdir / "headline.csv"))
     written.append(_write_csv(res.cells, tdir / "cells.csv"))
     written.append(_write_csv(best_solver, tdir / "best_by_solver.csv"))
     written.append(_write_csv(quality, tdir / "quality.csv"))
@@ -478,8 +496,11 @@ def build_report(
         written.append(_write_csv(tables.grid(res, method), tdir / f"grid_{method}.csv"))
     written.append(_write_csv(curves, out / "curves.csv"))
     written.append(write_json(out / "metrics.json", tables.metrics_json(res)))
+    origin = provenance.stamp(preset)
+    written.append(write_json(out / provenance.PROVENANCE_FILE, origin))
 
     blocks: list = [
+        Paragraph(_origin_line(origin)),
         Paragraph(
             f"Preset `{preset}`. Every trained model is sampled by every solver; each cell's "
             "samples are compared with the held-out test split. Numbers are the mean ± std "
@@ -487,6 +508,11 @@ def build_report(
             "lowest mean W2 (2-D data) or FID (images). The noise floor is the same metric "
             "between the test split and independent draws of the dataset of the same size."
         ),
+        Heading("Headline"),
+        Table(top, caption="each method's best setting per dataset: mean ± std over training "
+                           "seeds of the lowest-mean W2 (2-D data) or FID (images), and its NFE; "
+                           "last row: the noise floor (W2 of independent draws) and the FID of "
+                           "the Gaussian baseline; details in the dataset sections below"),
         Heading("Protocol"),
         Bullets(protocol(res)),
     ]

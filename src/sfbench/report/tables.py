@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sfbench.report.results import Results
+from sfbench.report.results import SELECTION, Results
 
 METRICS = ("w2", "mmd", "fid", "kid")
 #: The metrics each kind of data is measured by (the others are null there).
@@ -89,6 +89,33 @@ def summary(res: Results) -> pd.DataFrame:
         best["w2_ratio"] = best["w2_mean"] / best["reference_w2"]
         best["fid_baseline_ratio"] = best["fid_mean"] / best["baseline_fid"]
     return best.reset_index(drop=True)
+
+
+def headline(summary_table: pd.DataFrame) -> pd.DataFrame:
+    """Method x dataset: the best score (W2 on vectors, FID on images) and its NFE.
+
+    One row per method, one column per dataset, and a last row with each
+    dataset's yardstick (the W2 noise floor; the FID of the Gaussian baseline).
+    """
+    if not len(summary_table):
+        return pd.DataFrame()
+    s = summary_table
+    cells: dict[str, dict[str, str]] = {}
+    floors: dict[str, str] = {}
+    for row in s.to_dict("records"):
+        metric = SELECTION[row["data_kind"]]
+        column = f"{row['dataset']} ({metric.upper()})"
+        cells.setdefault(row["method"], {})[column] = (
+            f"{row[f'{metric}_mean']:.3g} ± {row[f'{metric}_std']:.2g} "
+            f"@ {row['nfe_mean']:.0f} NFE"
+        )
+        yardstick = row.get("reference_w2") if metric == "w2" else row.get("baseline_fid")
+        if yardstick is not None and np.isfinite(yardstick):
+            floors[column] = f"{yardstick:.3g}"
+    rows = [{"method": m, **c} for m, c in cells.items()]
+    if floors:
+        rows.append({"method": "noise floor (W2) / Gaussian baseline (FID)", **floors})
+    return pd.DataFrame(rows).fillna("–")
 
 
 def grid(res: Results, method: str) -> pd.DataFrame:

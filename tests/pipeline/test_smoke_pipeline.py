@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import shutil
 import subprocess
 import sys
@@ -56,12 +57,6 @@ def _dvc(*args: str) -> list[str]:
     if not exe.exists() and not shutil.which("dvc"):
         pytest.skip("dvc is not installed (pip install -e '.[pipeline]')")
     return [str(exe) if exe.exists() else "dvc", *args]
-
-
-def _tables_digest(root: Path) -> dict[str, str]:
-    tables = sorted((root / "results" / "report" / "tables").glob("*.csv"))
-    files = [*tables, root / "results" / "report" / "metrics.json"]
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture(scope="module")
@@ -259,17 +254,50 @@ def test_report_renders_in_chromium(smoke):
     assert result["tables"] and all(t["rows"] > 0 and t["filled"] for t in result["tables"])
 
 
-def test_dvc_push_clone_pull_plans_no_job(smoke):
+def _shift_first(tree: dict, key: str, delta: float) -> float:
+    """Add ``delta`` to the first number stored under ``key`` in a nested dict."""
+    for k, v in tree.items():
+        if k == key and isinstance(v, float | int):
+            tree[k] = v + delta
+            return v
+        if isinstance(v, dict):
+            found = _shift_first(v, key, delta)
+            if found is not None:
+                return found
+    return None
+
+
+def _artifacts(root: Path) -> dict[str, str]:
+    """sha256 of every file a run wrote under results/, resources/ and checkpoints/."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for top in ("results", "resources", "checkpoints")
+        for p in sorted((root / top).rglob("*"))
+        if p.is_file() and p.name != ".gitignore"
+    }
+
+
+def test_dvc_push_clone_pull_restores_every_file(smoke):
+    """After `dvc push`, a fresh clone, `dvc pull` and the documented sequence, Snakemake
+    plans no job AND every file of the run is back, non-empty and byte-identical: "0 jobs"
+    alone proves nothing, since an output whose consumers are up to date is not needed."""
     repo, env, root = smoke["repo"], smoke["env"], smoke["root"]
-    before = _tables_digest(repo)
+    before = _artifacts(repo)
+    assert any(p.startswith("results/pairs/") for p in before)
+    assert any(p.startswith("results/decompose/") for p in before)
+    assert any(p.startswith("checkpoints/") for p in before)
     _run(_dvc("commit", "-f", "benchmark"), repo, env)
     _run(_dvc("push"), repo, env)
-    _run(["git", "add", "dvc.lock"], repo, env)
+    # the documented commit: dvc.lock, and the report that git tracks
+    _run(["git", "add", "dvc.lock", "results/report", ".gitignore"], repo, env)
     _run(["git", "commit", "-qm", "results"], repo, env)
+    tracked = _run(["git", "ls-files", "results"], repo, env).split()
+    assert "results/report/report.md" in tracked and "results/report/metrics.json" in tracked
+    assert not [p for p in tracked if p.endswith((".pt", ".npz"))], tracked
 
     clone = root / "clone"
     _run(["git", "clone", "-q", str(repo), str(clone)], root, env)
-    assert not (clone / "results").exists()
+    assert (clone / "results" / "report" / "report.md").is_file()  # from git, before any pull
     _run(_dvc("pull"), clone, env)
     # The documented sequence: `snakemake --touch` once after a pull, then the run command.
     touch = run_snakemake(clone, "--touch", "--cores", "1", "--configfile",
@@ -278,7 +306,12 @@ def test_dvc_push_clone_pull_plans_no_job(smoke):
     proc = run_snakemake(clone, "--configfile", f"config/{PRESET}.yaml", env=env)
     assert proc.returncode == 0, proc.stdout
     assert "Nothing to be done" in proc.stdout, proc.stdout
-    assert _tables_digest(clone) == before
+    after = _artifacts(clone)
+    missing = sorted(set(before) - set(after))
+    assert not missing, f"{len(missing)} files not restored, e.g. {missing[:5]}"
+    changed = sorted(p for p in before if after[p] != before[p])
+    assert not changed, f"{len(changed)} files differ after the round trip: {changed[:5]}"
+    assert all((clone / p).stat().st_size > 0 for p in before)
 
     metrics = _run(_dvc("metrics", "show", "--json"), clone, env)
     assert '"w2"' in metrics
@@ -286,3 +319,64 @@ def test_dvc_push_clone_pull_plans_no_job(smoke):
     _run(_dvc("plots", "show", "-o", str(plots_dir)), clone, env)
     html = (plots_dir / "index.html").read_text()
     assert "curves_csv" in html and "w2_vs_nfe" in html
+
+    # `dvc metrics diff` between two commits: metrics.json is read from git at each
+    # commit (cache: false), so the comparison's movement shows without any cache.
+    shutil.rmtree(clone / ".dvc" / "cache")
+    path = clone / "results" / "report" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    old_value = _shift_first(metrics, "w2", 1.0)
+    path.write_text(json.dumps(metrics, indent=2))
+    _run(["git", "commit", "-qam", "metrics moved"], clone, env)
+    diff = json.loads(_run(_dvc("metrics", "diff", "HEAD~1", "HEAD", "--json"), clone, env))
+    moved = diff["results/report/metrics.json"]
+    changes = [v for v in moved.values() if v.get("diff")]
+    assert len(changes) == 1 and changes[0]["old"] == pytest.approx(old_value)
+    assert changes[0]["diff"] == pytest.approx(1.0)
+
+
+def test_report_states_where_it_came_from_and_check_sees_a_change(smoke):
+    """The report names its commit, preset, config hash and machine; `sfbench report
+    --check` passes on the checkout it was built from and fails once a module of the
+    package or the preset file changes."""
+    repo, env = smoke["repo"], smoke["env"]
+    report = repo / "results" / "report"
+    text = (report / "report.md").read_text()
+    stamp = json.loads((report / "provenance.json").read_text())
+    assert stamp["preset"] == PRESET and stamp["config_hash"] != "unknown"
+    assert stamp["git_commit"][:12] in text and stamp["config_hash"] in text
+    assert stamp["machine"]["cpu"] in text
+
+    def check(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "sfbench", "report", "--check", *extra],
+                              cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+
+    fresh = check()
+    assert fresh.returncode == 0, fresh.stderr
+    assert "is current" in fresh.stdout
+    # the preset file: one setting changed
+    preset = repo / "config" / f"{PRESET}.yaml"
+    edited = repo / "edited.yaml"
+    edited.write_text(preset.read_text().replace("n_samples: 200", "n_samples: 201", 1))
+    stale = check("--preset-file", str(edited))
+    assert stale.returncode == 1 and "is stale" in stale.stderr and "preset" in stale.stderr
+    # the code: the report's fingerprint of one module no longer matches
+    stamp["code"]["solvers/ode.py"] = "0" * 64
+    (repo / "changed").mkdir()
+    (repo / "changed" / "provenance.json").write_text(json.dumps(stamp))
+    stale = check("--out-dir", "changed", "--preset-file", str(preset))
+    assert stale.returncode == 1 and "code: solvers/ode.py changed" in stale.stderr
+
+
+def test_snakemake_report_holds_the_comparison(smoke):
+    """`snakemake --report` builds Snakemake's own report with sfbench's tables and
+    figures in it (outputs marked with report(), captions and categories)."""
+    repo, env = smoke["repo"], smoke["env"]
+    out = repo / "snakemake_report.html"
+    proc = run_snakemake(repo, "--report", str(out), "--configfile", f"config/{PRESET}.yaml",
+                         env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    html = out.read_text(errors="replace")
+    for name in ("summary.csv", "best_by_solver.csv", "w2_vs_nfe_8gaussians.png",
+                 "samples_8gaussians.png", "Tables", "Figures"):
+        assert name in html, name

@@ -5,7 +5,12 @@
 #   bash scripts/install.sh --test    # the same, plus the images extra (Inception weights)
 #                                     # and Debian's chromium for the report test
 #
-# Installs into the active virtual environment, or creates ./.venv.
+# Installs into ./.venv (created with $PYTHON, else python3), the environment
+# the README's commands name by path (.venv/bin/snakemake), also when another
+# environment is active: they then work from any shell, with no activation.
+# To use an environment of your own instead (a conda env, say), install into
+# it with pip (`pip install -e ".[pipeline]"`) and run its `snakemake`: the
+# jobs run with whichever interpreter runs Snakemake (docs/PIPELINE.md).
 # On machines without an NVIDIA GPU the CPU build of torch is installed
 # first (constraints/cpu.txt); with a GPU, pip picks the CUDA build.
 # Set SFBENCH_TORCH_EXTRA_INDEX to PyTorch's CPU wheel index if your pip
@@ -23,12 +28,8 @@ for arg in "$@"; do
   esac
 done
 
-if [ -n "${VIRTUAL_ENV:-}" ]; then
-  py="$VIRTUAL_ENV/bin/python"
-else
-  [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-  py=.venv/bin/python
-fi
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
+py=.venv/bin/python
 pip=("$py" -m pip install --quiet --disable-pip-version-check)
 [ -n "${SFBENCH_TORCH_EXTRA_INDEX:-}" ] && pip+=(--extra-index-url "$SFBENCH_TORCH_EXTRA_INDEX")
 

@@ -4,17 +4,25 @@ Each command is a module in :mod:`sfbench.commands` with ``add_parser`` and
 ``run(args) -> record``; ``main`` writes the record (every setting that shaped
 the result, the result itself and the package versions) atomically to
 ``--result`` and, when an MLflow experiment is named, tracks the job.
+
+Building the parser must stay cheap: a command module imports only the
+standard library and :mod:`sfbench.commands.common` / ``names`` at the top,
+and its heavy modules (torch, numpy, MLflow) inside ``run``, so that
+``sfbench --help`` costs a fraction of a second instead of seconds of CPU
+(``tests/test_cli_startup.py``; ``benchmarks/cli_startup.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import sys
+from collections.abc import Mapping
 
+from sfbench.commands.common import positive_int
 from sfbench.errors import SfbenchError
-from sfbench.io import environment, write_json
 
 COMMANDS = (
     "data",
@@ -48,10 +56,54 @@ def build_parser() -> argparse.ArgumentParser:
         )
         tracking.add_argument("--job-key", help="stable key of this job (one MLflow run per key)")
         tracking.add_argument("--parent-key", help="job key of the parent run (the training job)")
+        cmd.add_argument_group("CPU").add_argument(
+            "--threads", type=positive_int,
+            help="torch's CPU threads (default: $OMP_NUM_THREADS, which the pipeline sets per "
+            "job, else 1: with this benchmark's small networks more threads gain a few per "
+            "cent on an idle machine and run 2x slower or worse when another process shares "
+            "the cores; more can pay for large models on many cores; CUDA work is unaffected)",
+        )
     return parser
 
 
+def thread_count(flag: int | None, environ: Mapping[str, str] = os.environ) -> int:
+    """``--threads``, else the first level of ``$OMP_NUM_THREADS``, else 1.
+
+    One thread by default because a command run by hand is a small CPU
+    workload (BENCHMARKS.md, "Threads of a command run by hand"): torch's own
+    default, one thread per core, gains a few per cent on an idle machine and
+    is 2x slower or worse as soon as another process is busy on one of the cores.
+    An unusable value of the variable is ignored, as if unset.
+    """
+    if flag is not None:
+        return flag
+    try:
+        value = int(environ.get("OMP_NUM_THREADS", "").split(",")[0])
+    except ValueError:
+        return 1
+    return value if value >= 1 else 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the block with ``n`` intra-op torch threads; restore the count after it.
+
+    Restoring keeps :func:`main` free of lasting effects for in-process callers
+    (the tests); a command's process ends after it anyway.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _execute(args) -> dict:
+    from sfbench.io import environment
+
     record = args._module.run(args)
     record["environment"] = environment()
     return record
@@ -59,22 +111,27 @@ def _execute(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.mlflow_experiment:
-            from sfbench.tracking import tracked
+    from sfbench.io import write_json
 
-            with tracked(
-                experiment=args.mlflow_experiment,
-                job_key=args.job_key or args.result,
-                command=args.command,
-                parent_key=args.parent_key,
-            ) as tracker:
+    try:
+        with torch_threads(thread_count(args.threads)):
+            if args.mlflow_experiment:
+                from sfbench.tracking import tracked
+
+                with tracked(
+                    experiment=args.mlflow_experiment,
+                    job_key=args.job_key or args.result,
+                    command=args.command,
+                    parent_key=args.parent_key,
+                ) as tracker:
+                    record = _execute(args)
+                    write_json(args.result, record)
+                    tracker.log_record(
+                        record, artifacts=[args.result, *record.get("outputs", [])]
+                    )
+            else:
                 record = _execute(args)
                 write_json(args.result, record)
-                tracker.log_record(record, artifacts=[args.result, *record.get("outputs", [])])
-        else:
-            record = _execute(args)
-            write_json(args.result, record)
     except (SfbenchError, ValueError, FileNotFoundError) as err:
         print(f"sfbench {args.command}: error: {err}", file=sys.stderr)
         return 1

@@ -7,10 +7,7 @@ are written next to every FID computed with it.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 from sfbench.commands.common import add_result, non_negative_int, positive_int
-from sfbench.data import get_dataset
 from sfbench.errors import SfbenchError
 
 
@@ -27,6 +24,9 @@ def add_parser(sub):
 
 
 def run(args) -> dict:
+    from dataclasses import asdict
+
+    from sfbench.data import get_dataset
     from sfbench.eval.classifier import ClassifierConfig, save_classifier, train_classifier
 
     if args.dataset != "digits":

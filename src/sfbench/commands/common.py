@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-import yaml
-
-from sfbench.data import get_dataset
+from sfbench.commands.names import METHODS
 from sfbench.errors import SfbenchError
-from sfbench.eval.oracle import GaussianMixtureOracle
-from sfbench.methods import METHODS, get_method
 
 
 def non_negative_int(text: str) -> int:
@@ -47,6 +43,10 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
 
 def load_path_model(args) -> tuple[object, dict]:
     """The model named by --model or --oracle, and a description for the record."""
+    from sfbench.data import get_dataset
+    from sfbench.eval.oracle import GaussianMixtureOracle
+    from sfbench.methods import get_method
+
     if args.model:
         from sfbench.checkpoint import load_model
 
@@ -79,6 +79,8 @@ def load_path_model(args) -> tuple[object, dict]:
 
 
 def read_yaml(path: str) -> dict:
+    import yaml
+
     try:
         with open(path) as f:
             values = yaml.safe_load(f) or {}

@@ -8,11 +8,8 @@ values a subset chosen by ``--data-seed``. Arrays are float32, vectors
 
 from __future__ import annotations
 
-import hashlib
-
 from sfbench.commands.common import add_result, non_negative_int, positive_int
-from sfbench.data import DATASETS, get_dataset
-from sfbench.io import save_npz
+from sfbench.commands.names import DATASETS
 
 
 def add_parser(sub):
@@ -30,6 +27,11 @@ def add_parser(sub):
 
 
 def run(args) -> dict:
+    import hashlib
+
+    from sfbench.data import get_dataset
+    from sfbench.io import save_npz
+
     ds = get_dataset(args.dataset, args.data_dir)
     train = ds.sample(args.n_train, args.data_seed, "train")
     test = ds.sample(args.n_test, args.data_seed, "test")

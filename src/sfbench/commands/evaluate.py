@@ -15,14 +15,13 @@ images; ``--vlb`` the variational bound of a ``ddpm`` model in bits/dim.
 from __future__ import annotations
 
 import time
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from sfbench.commands.common import add_result, non_negative_int, positive_int
-from sfbench.data import get_dataset
 from sfbench.errors import SfbenchError
-from sfbench.io import load_array
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def add_parser(sub):
@@ -60,11 +59,15 @@ def add_parser(sub):
 
 
 def _image_dataset(args):
+    from sfbench.data import get_dataset
+
     ds = get_dataset(args.dataset, args.data_dir) if args.dataset else None
     return ds if ds is not None and ds.levels is not None else None
 
 
 def _test_points(args, ds) -> np.ndarray:
+    from sfbench.io import load_array
+
     if not args.data:
         raise SfbenchError("--data (a file from `sfbench data`) is needed for these metrics")
     test = load_array(args.data, "test", shape=ds.shape if ds is not None else None)
@@ -85,6 +88,8 @@ def _load_model(args):
 
 
 def run(args) -> dict:
+    from sfbench.io import load_array
+
     if not (args.samples or args.nll or args.vlb):
         raise SfbenchError("nothing to evaluate: give --samples, --nll and/or --vlb")
     ds = _image_dataset(args)
@@ -134,6 +139,8 @@ def run(args) -> dict:
                           nll_bits_per_dim_stderr=res["nll_bits_per_dim_stderr"],
                           nll_nats=res["nll_nats_mean"], nll_nfe=res["nfe"])
         elif args.nll:
+            import torch
+
             from sfbench.eval.nll import nll_nats
 
             dtype = torch.float64 if args.oracle else torch.float32

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from sfbench.commands.common import (
     add_model_source,
     add_result,
@@ -11,7 +9,7 @@ from sfbench.commands.common import (
     non_negative_int,
     positive_int,
 )
-from sfbench.io import save_npz
+from sfbench.commands.names import SOLVERS
 
 
 def parse_option(text: str) -> tuple[str, float | int | str]:
@@ -28,8 +26,6 @@ def parse_option(text: str) -> tuple[str, float | int | str]:
 
 
 def add_parser(sub):
-    from sfbench.solvers.registry import SOLVERS
-
     p = sub.add_parser("sample", help="sample a model with one solver", description=__doc__)
     add_model_source(p)
     p.add_argument("--solver", required=True, help=f"one of {', '.join(SOLVERS)}")
@@ -61,6 +57,9 @@ def solver_options(args) -> dict:
 
 
 def run(args) -> dict:
+    import numpy as np
+
+    from sfbench.io import save_npz
     from sfbench.sampling import generate
     from sfbench.solvers.registry import get_solver
 

@@ -30,12 +30,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from sfbench.commands.common import add_result, non_negative_int, positive_int
 from sfbench.errors import SfbenchError
-from sfbench.io import load_array, save_npz, write_json
+
+if TYPE_CHECKING:
+    import numpy as np
 
 METRICS = ("w2", "mmd", "fid", "kid")
 #: The metric a sweep's best cell is chosen by, per kind of data.
@@ -186,6 +187,8 @@ def sample_metrics(
     ``mmd_to_test``: an :class:`~sfbench.eval.distances.MMDAgainst` of ``test``,
     reused across calls (built here when None).
     """
+    import numpy as np
+
     from sfbench.eval.distances import MMDAgainst, frechet_distance_coords, wasserstein2
 
     finite = np.isfinite(samples).all(axis=1)
@@ -219,6 +222,8 @@ class ImageMetrics:
         self.protocol: dict | None = None
 
     def __call__(self, samples: np.ndarray) -> dict[str, float | None]:
+        import numpy as np
+
         from sfbench.eval.fid import fid_kid
 
         nan = {"w2": None, "mmd": None, "fid": math.nan, "kid": math.nan, "kid_std": math.nan}
@@ -305,6 +310,8 @@ def run_image_reference(args, ds) -> dict:
 
 
 def run_reference(args, test: np.ndarray) -> dict:
+    import numpy as np
+
     from sfbench.data import get_dataset
 
     if not args.dataset:
@@ -341,6 +348,8 @@ def run_reference(args, test: np.ndarray) -> dict:
 
 
 def run(args) -> dict:
+    from sfbench.io import load_array, save_npz, write_json
+
     test = load_array(args.data, "test")
     if args.reference:
         return run_reference(args, test)
@@ -349,6 +358,7 @@ def run(args) -> dict:
     cells = _cells(args)
     _check_solvers(cells, args.trajectory, args.grids)
 
+    import numpy as np
     import torch
 
     from sfbench.commands.common import load_path_model

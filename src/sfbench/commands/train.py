@@ -11,16 +11,10 @@ Methods trained on given (noise, data) pairs (``reflow``, ``distill``) take
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 
-from sfbench.checkpoint import network_sample_shape, save_model
 from sfbench.commands.common import add_result, non_negative_int, positive_int, read_yaml
-from sfbench.data import get_dataset
+from sfbench.commands.names import METHODS, PAIRED_METHODS
 from sfbench.errors import SfbenchError
-from sfbench.io import load_array
-from sfbench.methods import METHODS, PAIRED_METHODS, get_method
-from sfbench.models import network_for
-from sfbench.train import TrainConfig, train
 
 FLAG_SETTINGS = (
     "steps",
@@ -37,7 +31,7 @@ FLAG_SETTINGS = (
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model", description=__doc__)
     p.add_argument(
-        "--method", required=True, help=f"one of {', '.join({**METHODS, **PAIRED_METHODS})}"
+        "--method", required=True, help=f"one of {', '.join((*METHODS, *PAIRED_METHODS))}"
     )
     p.add_argument("--dataset", required=True, help="dataset name (recorded; drawn if no --data)")
     p.add_argument("--data", help=".npz from `sfbench data` (array `train`)")
@@ -88,6 +82,15 @@ def _read_pairs(args, ds) -> tuple:
 
 
 def run(args) -> dict:
+    from dataclasses import asdict
+
+    from sfbench.checkpoint import network_sample_shape, save_model
+    from sfbench.data import get_dataset
+    from sfbench.io import load_array
+    from sfbench.methods import get_method
+    from sfbench.models import network_for
+    from sfbench.train import TrainConfig, train
+
     method = get_method(args.method)  # fail fast, listing the valid names
     _check_pairs_flags(args, method)
     ds = get_dataset(args.dataset, args.data_dir)

@@ -100,7 +100,8 @@ def main(argv=None) -> int:
                    help="committed results (default: benchmarks/results)")
     p.add_argument("--markdown", default=str(MARKDOWN), help="the file whose tables to rewrite")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="measure the micro-benchmarks, rewrite BENCHMARKS.md")
+    run = sub.add_parser("run", help="measure the micro-benchmarks, rewrite BENCHMARKS.md "
+                         f"({', '.join(sorted(suite.OPT_IN))}: only with --only)")
     check = sub.add_parser("check", help="compare fresh (or given) ratios with the committed")
     for s in (run, check):
         s.add_argument("--quick", action="store_true", help="smaller settings (about 1 min)")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import divergence, flops, ode_solvers, train_step
+from benchmarks import cli_startup, cli_threads, divergence, flops, ode_solvers, train_step
 from benchmarks.reporting import machine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -24,12 +24,25 @@ MICRO: dict[str, tuple[Callable[..., dict], dict, dict]] = {
         {"batches": (1, 8), "rounds": 3, "hutchinson_batch": 64},
     ),
     "flops": (flops.run, {"steps": 100, "rounds": 3}, {"steps": 30, "rounds": 2}),
+    "cli_startup": (cli_startup.run, {"rounds": 15}, {"rounds": 5}),
+    "cli_threads": (
+        cli_threads.run,
+        {"rounds": 3, "steps": 400, "timeout": 120.0},
+        {"rounds": 1, "steps": 100, "timeout": 60.0},
+    ),
 }
+
+#: Run only when named with ``--only``: minutes (``cli_threads``: about 4 min on
+#: an idle 2-core machine, 15 min on a busy one, most of it in two-thread runs).
+OPT_IN = {"cli_threads"}
 
 
 def run(results_dir: str | Path = RESULTS_DIR, quick: bool = False,
         only: list[str] | None = None, threads: int = 1) -> dict[str, dict]:
-    """Run the micro-benchmarks (one torch thread, as the pipeline's jobs), write one JSON each."""
+    """Run the micro-benchmarks (one torch thread, as the pipeline's jobs), write one JSON each.
+
+    Those in :data:`OPT_IN` run only when ``only`` names them.
+    """
     unknown = sorted(set(only or ()) - MICRO.keys())
     if unknown:
         raise ValueError(f"unknown benchmark(s) {unknown}; known: {sorted(MICRO)}")
@@ -38,7 +51,7 @@ def run(results_dir: str | Path = RESULTS_DIR, quick: bool = False,
     torch.set_num_threads(threads)
     records = {}
     for name, (fn, full, fast) in MICRO.items():
-        if only and name not in only:
+        if (only and name not in only) or (not only and name in OPT_IN):
             continue
         print(f"[benchmarks] {name} ({'quick' if quick else 'full'})", flush=True)
         record = {**fn(**(fast if quick else full)), "quick": quick, "machine": machine()}

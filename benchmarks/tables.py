@@ -142,6 +142,55 @@ def render_gpu_training(r: dict) -> str:
             f"**{100 * (o['overhead_ratio'] - 1):+.1f} %**.")
 
 
+def render_cli_startup(r: dict) -> str:
+    # The target holds for both ratios of `sfbench --help`: the worse one decides.
+    worse = max(r["ratios"].values(), key=lambda e: e["value"])
+    rows = [[f"`{name}`", f"{c['wall_ms_median']:.0f}", f"{c['cpu_ms_median']:.0f}",
+             f"**{c['wall_ratio']:.1f}x**", f"**{c['cpu_ratio']:.1f}x**",
+             _target(worse) if name == "sfbench --help" else "—"]
+            for name, c in r["commands"].items()]
+    table = _table(["command", "wall (ms)", "CPU (ms)", "wall / `python -c pass`",
+                    "CPU / `python -c pass`", "target"], rows)
+    return f"{table}\n\nMedians of {r['rounds']} rounds."
+
+
+def _seconds(side: dict, key: str, bound: bool = False) -> str:
+    value = side[key]
+    if value is None:
+        return "—"
+    return f"{'≥ ' if bound else ''}{value:.1f}"
+
+
+#: The conditions of benchmarks/cli_threads.py: "idle" adds no load of its own.
+THREAD_CONDITIONS = {"idle": "no added load", "loaded": "+ 1 busy process"}
+
+
+def render_cli_threads(r: dict) -> str:
+    default = r["torch_default_threads"]
+    rows = []
+    for key, c in r["conditions"].items():
+        name = THREAD_CONDITIONS.get(key, key)
+        for label, side in ((1, c["one_thread"]), (default, c["default_threads"])):
+            n, stopped = len(side["runs"]), side["timed_out"]
+            rows.append([
+                name, f"{c['load_average_before']:.1f} → {c['load_average_after']:.1f}", label,
+                _seconds(side, "wall_s_median", side["median_is_lower_bound"])
+                + (f" ({stopped} of {n} stopped)" if stopped else ""),
+                _seconds(side, "cpu_s_median"),
+                # a stopped run has no loop time: the median is of the finished ones
+                _seconds(side, "train_s_median") + (f" ({n - stopped} finished)"
+                                                    if stopped and n > stopped else ""),
+            ])
+        bound = "≥ " if c["speedup_is_lower_bound"] else ""
+        rows.append([name, "", "**one thread's speed-up**", f"**{bound}"
+                     f"{c['speedup_of_one_thread']:.2f}x**", "", ""])
+    return (f"`{r['command']}`, {r['rounds']} runs per side and condition, alternating; "
+            f"torch's default here: {default} threads; a run is stopped at "
+            f"{r['timeout_s']:.0f} s.\n\n") + _table(
+        ["condition", "load average (before → after)", "threads", "wall (s, median)",
+         "CPU (s, median)", "training loop (s, median)"], rows)
+
+
 def renderer(name: str):
     if name.startswith("pipeline_scaling_"):
         return render_scaling
@@ -152,7 +201,8 @@ def renderer(name: str):
     if name.startswith("divergence"):
         return render_divergence
     return {"train_step": render_train_step, "ode_solvers": render_ode_solvers,
-            "divergence": render_divergence, "flops": render_flops}[name]
+            "divergence": render_divergence, "flops": render_flops,
+            "cli_startup": render_cli_startup, "cli_threads": render_cli_threads}[name]
 
 
 def render(name: str, results_dir: Path) -> str:

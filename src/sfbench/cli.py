@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with torch_threads(thread_count(args.threads)):
-            if args.mlflow_experiment:
+            # a command with no --result (`report --check`) is a question, not a job
+            if args.mlflow_experiment and args.result:
                 from sfbench.tracking import tracked
 
                 with tracked(
@@ -131,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             else:
                 record = _execute(args)
-                write_json(args.result, record)
+                if args.result:
+                    write_json(args.result, record)
     except (SfbenchError, ValueError, FileNotFoundError) as err:
         print(f"sfbench {args.command}: error: {err}", file=sys.stderr)
         return 1

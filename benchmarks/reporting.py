@@ -9,20 +9,10 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
-
-def cpu_model() -> str:
-    """The CPU's model name (``platform.processor()`` is empty on most Linux systems)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from sfbench.provenance import cpu_model
 
 
 def machine() -> dict:

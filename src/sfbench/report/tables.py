@@ -105,9 +105,11 @@ def headline(summary_table: pd.DataFrame) -> pd.DataFrame:
     for row in s.to_dict("records"):
         metric = SELECTION[row["data_kind"]]
         column = f"{row['dataset']} ({metric.upper()})"
+        # one seed has no spread to show: "± 0" would read as a measured zero
+        spread = (f" ± {row[f'{metric}_std']:.2g}" if row["n_seeds"] > 1
+                  else " (1 seed)")
         cells.setdefault(row["method"], {})[column] = (
-            f"{row[f'{metric}_mean']:.3g} ± {row[f'{metric}_std']:.2g} "
-            f"@ {row['nfe_mean']:.0f} NFE"
+            f"{row[f'{metric}_mean']:.3g}{spread} @ {row['nfe_mean']:.0f} NFE"
         )
         yardstick = row.get("reference_w2") if metric == "w2" else row.get("baseline_fid")
         if yardstick is not None and np.isfinite(yardstick):

@@ -81,7 +81,7 @@ def smoke(tmp_path_factory):
     _run(["git", "commit", "-qm", "workflow"], repo, env)
 
     proc = run_snakemake(repo, "--cores", "4", "--configfile", f"config/{PRESET}.yaml",
-                         timeout=900, env=env)
+                         timeout=2400, env=env)
     assert proc.returncode == 0, proc.stdout[-8000:]
     return {"repo": repo, "env": env, "log": proc.stdout, "root": root}
 

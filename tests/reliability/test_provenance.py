@@ -28,7 +28,7 @@ def finished(tmp_path_factory):
     env = {"PYTHONPATH": str(package), "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}"}
     cfg = tiny_preset(methods=["rectified_flow", "ddpm"])
     preset = write_preset(workdir, cfg)
-    proc = run_snakemake(workdir, "--cores", "2", "--configfile", preset, env=env, timeout=900)
+    proc = run_snakemake(workdir, "--cores", "2", "--configfile", preset, env=env, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-5000:]
     return {"workdir": workdir, "package": package / "sfbench", "env": env, "cfg": cfg,
             "preset": preset, "root": root}

@@ -39,8 +39,9 @@ def job_python() -> str:
     return sys.executable
 
 
-# Referenced by every rule's shell command. A global rather than a param: a
-# param is a rerun trigger, and the interpreter's path differs between clones.
+# Every rule's `params.sfbench`. As a param it is a rerun trigger: in one working
+# directory, jobs run by another interpreter (another environment) rerun. A clone
+# has no record of earlier params, so a `dvc pull` into another path reruns nothing.
 SFBENCH = f"{shlex.quote(job_python())} -m sfbench"
 
 

@@ -15,6 +15,7 @@ rule data:
         "logs/benchmarks/data/{dataset}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         data_seed=lambda w: block_of(w.dataset)["data"].get("data_seed", 0),
         n_train=lambda w: block_of(w.dataset)["data"]["n_train"],
         n_test=lambda w: block_of(w.dataset)["data"]["n_test"],
@@ -23,7 +24,7 @@ rule data:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
         " --n-train {params.n_train} --n-test {params.n_test} {params.data_dir}"
         " --out {output.data} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -42,10 +43,11 @@ rule reference:
         "logs/benchmarks/reference/{dataset}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         seed=config["evaluation"]["reference_seed"],
         key=lambda w: job_key("reference", w),
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --reference --dataset {wildcards.dataset} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --reference --dataset {wildcards.dataset} --data {input.data}"
         " --seed {params.seed} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -31,6 +31,7 @@ rule decompose:
         "logs/benchmarks/decompose/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         solvers=" ".join(config["decompose"]["solvers"]),
         steps=" ".join(map(str, config["decompose"]["steps"])),
         n_samples=config["decompose"]["n_samples"],
@@ -42,7 +43,7 @@ rule decompose:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} decompose --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} decompose --model {input.model} --data {input.data}"
         " --solvers {params.solvers} --steps {params.steps} --n-samples {params.n_samples}"
         " --seed {params.seed} --exact-tolerance {params.tolerance} --floor-seed {params.floor_seed}"
         " --result {output.result} --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"

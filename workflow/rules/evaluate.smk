@@ -19,6 +19,7 @@ rule nll:
         "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         n_points=config["evaluation"]["nll"]["n_points"],
         rtol=config["evaluation"]["nll"]["rtol"],
         atol=config["evaluation"]["nll"]["atol"],
@@ -27,7 +28,7 @@ rule nll:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} evaluate --nll --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} evaluate --nll --model {input.model} --data {input.data}"
         " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
         " --result {output.result} --job-key {params.key} --parent-key {params.parent}"
         " > {log} 2>&1"

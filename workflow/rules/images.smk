@@ -43,6 +43,7 @@ rule classifier:
         "logs/benchmarks/classifier/{dataset}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         seed=IMAGES.get("classifier", {}).get("seed", 0),
         steps=(
             f"--steps {IMAGES['classifier']['steps']}"
@@ -53,7 +54,7 @@ rule classifier:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} classifier --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} classifier --dataset {wildcards.dataset}"
         " --seed {params.seed} {params.steps} --out {output.model} --result {output.result}"
         " --job-key {params.key} > {log} 2>&1"
 
@@ -74,6 +75,7 @@ rule image_reference:
         "logs/benchmarks/reference/{dataset}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         n_samples=IMAGES["sampling"]["n_samples"],
         seed=IMAGES["evaluation"]["reference_seed"],
         draws=IMAGES["evaluation"].get("reference_draws", 3),
@@ -84,7 +86,7 @@ rule image_reference:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --reference --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --reference --dataset {wildcards.dataset}"
         " --data {input.data} {params.data_dir} --n-samples {params.n_samples} --seed {params.seed}"
         " --reference-draws {params.draws} {params.classifier} {params.fid}"
         " --fid-features {output.features} --result {output.result} --job-key {params.key}"
@@ -110,6 +112,7 @@ rule image_sweep:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         solvers=" ".join(IMAGES["sampling"]["solvers"]) or "none",
         steps=" ".join(map(str, IMAGES["sampling"]["steps"])),
         grids=grid_flags(IMAGES["sampling"]),
@@ -126,7 +129,7 @@ rule image_sweep:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --model {input.model} --data {input.data}"
         " {params.data_dir} --solvers {params.solvers} --steps {params.steps} {params.grids}"
         " {params.adaptive} --n-samples {params.n_samples} --seed {params.seed}"
         " {params.straightness} --device {params.device} {params.classifier}"
@@ -150,6 +153,7 @@ rule image_nll:
         "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         n_points=IMAGES["evaluation"]["nll"]["n_points"],
         rtol=IMAGES["evaluation"]["nll"]["rtol"],
         atol=IMAGES["evaluation"]["nll"]["atol"],
@@ -165,7 +169,7 @@ rule image_nll:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} evaluate --nll {params.vlb} --model {input.model}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} evaluate --nll {params.vlb} --model {input.model}"
         " --data {input.data} --dataset {wildcards.dataset} {params.data_dir}"
         " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
         " --divergence {params.divergence} --n-probes {params.n_probes}"

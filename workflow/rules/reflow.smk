@@ -42,6 +42,7 @@ rule reflow_pairs:
         "logs/benchmarks/reflow_pairs/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         n_pairs=config["reflow"]["n_pairs"],
         seed=lambda w: config["reflow"]["pair_seed"] + int(w.seed),
         solver=config["reflow"]["solver"],
@@ -50,7 +51,7 @@ rule reflow_pairs:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} reflow-pairs --model {input.model}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} reflow-pairs --model {input.model}"
         " --n-pairs {params.n_pairs} --seed {params.seed} --solver {params.solver} --steps {params.steps}"
         " --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -70,6 +71,7 @@ rule distill_pairs:
         "logs/benchmarks/distill_pairs/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         n_pairs=config["reflow"]["n_pairs"],
         seed=lambda w: config["reflow"]["pair_seed"] + 1000 + int(w.seed),
         solver=config["reflow"]["solver"],
@@ -78,7 +80,7 @@ rule distill_pairs:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} reflow-pairs --model {input.model}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} reflow-pairs --model {input.model}"
         " --n-pairs {params.n_pairs} --seed {params.seed} --solver {params.solver} --steps {params.steps}"
         " --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
@@ -101,12 +103,13 @@ rule train_paired:
         "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
         key=lambda w: job_key("train", w),
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} train --method {wildcards.method} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} train --method {wildcards.method} --dataset {wildcards.dataset}"
         " --pairs {input.pairs} --seed {wildcards.seed} --config {input.config}"
         " --checkpoint-dir {params.checkpoint_dir} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"
@@ -131,6 +134,7 @@ rule sweep_paired:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         grid=lambda w: (
             "--solvers euler --steps 1 --trajectory euler:1:{n_points}".format(
                 **config["sampling"]["trajectory"]
@@ -152,7 +156,7 @@ rule sweep_paired:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --model {input.model} --data {input.data}"
         " {params.grid} --n-samples {params.n_samples} --seed {params.seed}"
         " {params.straightness} --device {params.device}"
         " --out {output.samples} --plot {output.plot} --result {output.result}"

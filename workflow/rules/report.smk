@@ -29,6 +29,7 @@ rule report:
         "logs/benchmarks/report/report.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         preset=config["preset"],
         out_dir=lambda w, output: os.path.dirname(output.md),
         quality_datasets=" ".join(config["report"]["quality_datasets"]) or "none",
@@ -36,7 +37,7 @@ rule report:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} report --preset {params.preset} --out-dir {params.out_dir}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} report --preset {params.preset} --out-dir {params.out_dir}"
         " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
         " --results {input.data} {input.reference} {input.classifier} {input.train}"
         " {input.sweep} {input.nll} {input.decompose}"

@@ -25,6 +25,7 @@ rule sweep:
         "logs/benchmarks/sweep/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         solvers=" ".join(config["sampling"]["solvers"]) or "none",
         steps=" ".join(map(str, config["sampling"]["steps"])),
         grids=grid_flags(),
@@ -46,7 +47,7 @@ rule sweep:
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} sweep --model {input.model} --data {input.data}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --model {input.model} --data {input.data}"
         " --solvers {params.solvers} --steps {params.steps} {params.grids} {params.adaptive}"
         " --nll-result {output.nll} {params.nll}"
         " --n-samples {params.n_samples} --seed {params.seed} {params.trajectory}"

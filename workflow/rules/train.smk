@@ -36,13 +36,14 @@ rule train:
         "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
     params:
         env=environment_fingerprint(),
+        sfbench=SFBENCH,
         checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
         data_dir=lambda w: data_dir_flag(w.dataset),
         key=lambda w: job_key("train", w),
     conda:
         "../envs/sfbench.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {SFBENCH} train --method {wildcards.method} --dataset {wildcards.dataset}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} train --method {wildcards.method} --dataset {wildcards.dataset}"
         " --data {input.data} {params.data_dir} --seed {wildcards.seed} --config {input.config}"
         " --checkpoint-dir {params.checkpoint_dir} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -12,6 +12,7 @@
 # the training; editing the report package reruns only the report. Module
 # level, not function level: any edit of an imported module counts.
 
+import functools
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -53,6 +54,7 @@ def code_inputs(rule_name: str) -> list:
     return list(command_sources(RULE_COMMANDS[rule_name]))
 
 
+@functools.cache  # every rule's params ask; the versions do not change during a run
 def environment_fingerprint() -> str:
     """Short hash of the Python and numeric-library versions (a job parameter)."""
     from sfbench.provenance import environment_fingerprint as fingerprint

@@ -101,6 +101,10 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def _no_child_run(name: str, settings: dict, result: dict) -> None:
+    """``args.log_child`` of an untracked command: a child record goes nowhere."""
+
+
 def _execute(args) -> dict:
     from sfbench.io import environment
 
@@ -111,6 +115,7 @@ def _execute(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.log_child = _no_child_run  # replaced by the tracker's inside a tracked job
     from sfbench.io import write_json
 
     try:
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                     command=args.command,
                     parent_key=args.parent_key,
                 ) as tracker:
+                    args.log_child = tracker.log_child  # a command's nested runs (sweep cells)
                     record = _execute(args)
                     write_json(args.result, record)
                     tracker.log_record(

@@ -79,10 +79,10 @@ def _oracle_of(model, method_name: str, mixture):
 def run(args) -> dict:
     import torch
 
-    from sfbench.commands.sweep import cell_key
     from sfbench.eval.decomposition import decompose, noise_floor
     from sfbench.io import load_array
     from sfbench.solvers import get_solver
+    from sfbench.sweep.cells import cell_key
 
     if not 0 < args.exact_tolerance < 1:
         raise SfbenchError(f"--exact-tolerance must lie in (0, 1), got {args.exact_tolerance}")

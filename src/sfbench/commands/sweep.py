@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 from sfbench.commands.common import add_result, non_negative_int, positive_int
 from sfbench.errors import SfbenchError
+from sfbench.sweep.cells import cell_key, npz_key
 
 if TYPE_CHECKING:
     import numpy as np
@@ -167,16 +168,6 @@ def nll_record(args) -> dict:
     if tracker is not None:
         tracker.log_child("nll", record["settings"], record["result"])
     return record
-
-
-def cell_key(solver: str, steps: int | None, tol: float | None, grid: str = "uniform") -> str:
-    if tol is not None:
-        return f"{solver}/tol{tol:g}"
-    return f"{solver}/steps{steps}" if grid == "uniform" else f"{solver}/{grid}/steps{steps}"
-
-
-def npz_key(key: str) -> str:
-    return key.replace("/", "__")
 
 
 def sample_metrics(

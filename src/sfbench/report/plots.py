@@ -187,7 +187,7 @@ def trajectories(paths: dict[str, tuple[np.ndarray, np.ndarray]], dataset: str,
 def save_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[dict],
                     test: np.ndarray, title: str, max_columns: int = 5) -> Path:
     """One model's sweep as scatter plots: a row per solver, up to ``max_columns`` settings."""
-    from sfbench.commands.sweep import npz_key
+    from sfbench.sweep.cells import npz_key
 
     by_solver: dict[str, list[dict]] = {}
     for row in rows:
@@ -286,7 +286,7 @@ def image_sample_grid(cells: list[dict], samples: dict[str, np.ndarray], shape,
 def save_image_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[dict],
                           shape, title: str) -> Path:
     """One image model's sweep as image tiles (the sweep job's plot, an MLflow artifact)."""
-    from sfbench.commands.sweep import npz_key
+    from sfbench.sweep.cells import npz_key
 
     samples = {r["key"]: arrays[npz_key(r["key"])] for r in rows}
     return atomic_write_bytes(path, image_sample_grid(rows, samples, shape, title))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -46,7 +47,8 @@ def _cell(solver, steps, tol, w2, offset):
         "solver": solver, "solver_kind": "ode", "steps": steps, "tolerance": tol,
         "options": {} if tol is None else {"rtol": tol, "atol": tol},
         "nfe": (steps or 20 + int(offset * 10)), "sample_seconds": 0.1, "eval_seconds": 0.1,
-        "n_finite": 50, "w2": w2 + offset, "mmd": w2 / 10 + offset, "fid": 2 * w2 + offset,
+        "n_finite": 50, "w2": w2 + offset, "mmd": w2 / 10 + offset, "fd": 2 * w2 + offset,
+        "fid": None, "kid": None, "kid_std": None,
     }
 
 
@@ -65,11 +67,11 @@ def result_files(tmp_path_factory) -> list[str]:
                          "dim": 2},
         }))
         paths.append(_write(root / "reference" / f"{dataset}.json", {
-            "command": "sweep", "outputs": [],
+            "command": "reference", "outputs": [],
             "settings": {"mode": "reference", "dataset": dataset, "n_samples": 50,
-                         "n_test": 50, "reference_seeds": [7, 8, 9]},
-            "result": {"w2": 0.25, "w2_std": 0.01, "mmd": 0.0, "mmd_std": 0.0, "fid": 0.01,
-                       "fid_std": 0.0},
+                         "n_test": 50, "reference_seeds": [7, 8, 9], "data_kind": "vector"},
+            "result": {"w2": 0.25, "w2_std": 0.01, "mmd": 0.0, "mmd_std": 0.0, "fd": 0.01,
+                       "fd_std": 0.0, "draws": []},
         }))
         for m_index, method in enumerate(METHODS):
             offset = 0.01 * d_index + 0.1 * m_index
@@ -86,7 +88,8 @@ def result_files(tmp_path_factory) -> list[str]:
                 cells = [_cell(s, n, t, w[seed], offset) for (s, n, t), w in W2.items()]
                 paths.append(_write(root / "sweep" / f"{tag}.json", {
                     "command": "sweep", "outputs": [str(samples)],
-                    "settings": {"mode": "model", "dataset": dataset, "method": method,
+                    "settings": {"mode": "model", "data_kind": "vector", "dataset": dataset,
+                                 "method": method,
                                  "seed": seed, "n_samples": 50, "n_test": 50,
                                  "sampling_seed": 1, "solvers": ["euler"], "steps": [2, 4],
                                  "adaptive": {"dopri5": [1e-3]},
@@ -185,7 +188,9 @@ def test_report_command_writes_a_record(result_files, tmp_path):
         [sys.executable, "-m", "sfbench", "report", "--results", *result_files,
          "--out-dir", str(out), "--preset", "unit", "--quality-datasets", "none",
          "--result", str(record)],
-        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+        # a bare environment (no tracking variables), but this checkout's package
+        capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(record.read_text())

@@ -57,13 +57,13 @@ def image_files(tmp_path_factory) -> list[str]:
             "settings": {"dataset": "digits", "data_seed": 0, "n_train": 40, "n_test": 30,
                          "dim": 64}}),
         _write(root / "reference.json", {
-            "command": "sweep", "outputs": [],
+            "command": "reference", "outputs": [],
             "settings": {"mode": "reference", "data_kind": "image", "dataset": "digits",
                          "n_samples": 30, "n_test": 30, "reference_seeds": [7, 8],
                          "fid_protocol": protocol},
-            "result": {"w2": None, "mmd": None, "fid": FLOOR_FID, "fid_std": 0.1, "kid": 0.0,
-                       "kid_std": 0.0, "baseline_fid": BASELINE_FID, "baseline_fid_std": 0.2,
-                       "baseline_kid": 0.3, "baseline_kid_std": 0.01}}),
+            "result": {"w2": None, "mmd": None, "fd": None, "fid": FLOOR_FID, "fid_std": 0.1,
+                       "kid": 0.0, "kid_std": 0.0, "baseline_fid": BASELINE_FID,
+                       "baseline_fid_std": 0.2, "baseline_kid": 0.3, "baseline_kid_std": 0.01}}),
         _write(root / "classifier.json", {
             "command": "classifier", "outputs": [],
             "settings": {"seed": 0, "steps": 1500, "dataset": "digits"},
@@ -79,7 +79,7 @@ def image_files(tmp_path_factory) -> list[str]:
             cells = [
                 {"key": _key(*c), "solver": c[0], "solver_kind": "ode", "steps": c[1],
                  "tolerance": c[2], "grid": c[3], "nfe": c[1] or 20, "n_finite": 30,
-                 "w2": None, "mmd": None, "fid": f[seed] + OFFSET[method],
+                 "w2": None, "mmd": None, "fd": None, "fid": f[seed] + OFFSET[method],
                  "kid": (f[seed] + OFFSET[method]) / 100, "kid_std": 0.001}
                 for c, f in FID.items()
             ]

@@ -46,6 +46,9 @@ class Metric:
     build: Callable[[Any], Evaluator]
     lower_is_better: bool = True
     has_std: bool = False  # the evaluator also returns ``{name}_std``
+    # figures: a log y axis (positive values spanning decades; not for unbiased estimators,
+    # MMD² and KID, which can be < 0)
+    log_axis: bool = False
 
     def __post_init__(self):
         unknown = set(self.kinds) - set(KINDS)
@@ -180,8 +183,10 @@ def _kid(ref: ImageReference) -> Evaluator:
     return kid
 
 
-register(Metric("w2", "W2", "W2", frozenset({VECTOR}), _w2))
+register(Metric("w2", "W2", "W2", frozenset({VECTOR}), _w2, log_axis=True))
 register(Metric("mmd", "MMD²", "MMD$^2$", frozenset({VECTOR}), _mmd))
-register(Metric("fd", "FD", "Fréchet distance (coordinates)", frozenset({VECTOR}), _fd))
-register(Metric("fid", "FID", "FID (pinned extractor)", frozenset({IMAGE}), _fid))
+register(Metric("fd", "FD", "Fréchet distance (coordinates)", frozenset({VECTOR}), _fd,
+                log_axis=True))
+register(Metric("fid", "FID", "FID (pinned extractor)", frozenset({IMAGE}), _fid,
+                log_axis=True))
 register(Metric("kid", "KID", "KID", frozenset({IMAGE}), _kid, has_std=True))

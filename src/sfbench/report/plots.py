@@ -1,7 +1,8 @@
 """The report's figures, rendered to PNG bytes with matplotlib's Agg backend.
 
 - :func:`metric_vs_nfe`: a metric against NFE (log axis), one panel per
-  method, one line per solver, the reference noise floor dashed;
+  method, one line per solver, the reference noise floor dashed; its label
+  and y scale come from the metric registry (:mod:`sfbench.eval.metrics`);
 - :func:`sample_grid`: scatter plots, methods x solvers, each at the solver's
   best setting for that method, next to the test split;
 - :func:`trajectories`: ODE trajectories from noise (t = 0) to data (t = 1);
@@ -25,11 +26,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR  # noqa: E402
 from sfbench.io import atomic_write_bytes  # noqa: E402
 
 DPI = 80
-METRIC_LABELS = {"w2": "W2", "mmd": "MMD$^2$", "fid": "FID (coordinates)", "kid": "KID"}
-IMAGE_METRIC_LABELS = {"fid": "FID (pinned extractor)", "kid": "KID"}
 TILE = 4  # images per side of one cell's tile
 
 
@@ -80,14 +80,16 @@ def panel_legend(axes) -> tuple[list, list[str]]:
 
 def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                   reference: float | None = None, baseline: float | None = None,
-                  metric_labels: dict[str, str] = METRIC_LABELS,
                   reference_label: str = "test vs. independent draw") -> bytes:
     """``metric`` (mean over seeds) against NFE for every method (panel) and solver (line).
 
-    NFE on a log axis; W2 and FID too. ``reference`` (dashed, ``reference_label``)
-    is the noise floor; ``baseline`` (dotted) a simple model to beat (images:
-    the Gaussian fitted to the train pixels).
+    NFE on a log axis; the metric too where the registry says so (``log_axis``:
+    W2, FD, FID; not the unbiased MMD² and KID, which can be < 0).
+    ``reference`` (dashed, ``reference_label``) is the noise floor;
+    ``baseline`` (dotted) a simple model to beat (images: the Gaussian fitted
+    to the train pixels).
     """
+    entry = METRICS[metric]
     d = means[means["dataset"] == dataset]
     fig, axes, methods, solvers, colors = method_panels(d)
     for ax, method in zip(axes[0], methods, strict=True):
@@ -107,16 +109,16 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
                        label="Gaussian baseline")
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        if metric in ("w2", "fid"):  # KID is unbiased and can be < 0: linear axis
+        if entry.log_axis:
             ax.set_yscale("log")
         ax.set_title(method, fontsize=9)
         ax.set_xlabel("NFE")
         ax.grid(alpha=0.3, which="both")
-    axes[0][0].set_ylabel(metric_labels.get(metric, metric))
+    axes[0][0].set_ylabel(entry.plot_label)
     handles, labels = panel_legend(axes)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8,
                bbox_to_anchor=(0.5, -0.12))
-    fig.suptitle(f"{dataset}: {metric_labels.get(metric, metric)} against NFE "
+    fig.suptitle(f"{dataset}: {entry.plot_label} against NFE "
                  "(mean over seeds, error bar = std)", fontsize=10)
     return to_png(fig)
 
@@ -125,8 +127,10 @@ def sample_grid(best: pd.DataFrame, dataset: str, test: np.ndarray,
                 samples: dict[tuple[str, str], np.ndarray]) -> bytes:
     """Scatter plots: a row per method, a column per solver at its best setting.
 
-    ``samples[(method, key)]`` holds the sample set of one training seed.
+    ``samples[(method, key)]`` holds the sample set of one training seed; each
+    panel is titled with its selection metric (W2).
     """
+    score = SELECTION[VECTOR]
     b = best[best["dataset"] == dataset]
     methods = list(dict.fromkeys(b["method"]))
     solvers = list(dict.fromkeys(b["solver"]))
@@ -147,7 +151,8 @@ def sample_grid(best: pd.DataFrame, dataset: str, test: np.ndarray,
             if pts is None:
                 ax.axis("off")
                 continue
-            _scatter(ax, pts, lims, f"{method}\n{row['setting']}\nW2 {row['w2']:.3g}")
+            _scatter(ax, pts, lims,
+                     f"{method}\n{row['setting']}\n{METRICS[score].label} {row[score]:.3g}")
     fig.suptitle(f"{dataset}: samples at each solver's best setting", fontsize=10)
     fig.tight_layout()
     return to_png(fig)
@@ -194,6 +199,7 @@ def save_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[
         by_solver.setdefault(row["solver"], []).append(row)
     ncols = min(max_columns, max(len(v) for v in by_solver.values()))
     lims = _lim(test)
+    score = SELECTION[VECTOR]
     fig, axes = plt.subplots(len(by_solver), ncols, figsize=(1.8 * ncols, 1.8 * len(by_solver)),
                              squeeze=False)
     for i, (solver, cells) in enumerate(by_solver.items()):
@@ -206,7 +212,7 @@ def save_sweep_grid(path: str | Path, arrays: dict[str, np.ndarray], rows: list[
             c = cells[pick[j]]
             label = f"tol {c['tolerance']:.0e}" if c["tolerance"] else f"{c['steps']} steps"
             _scatter(ax, arrays[npz_key(c["key"])], lims,
-                     f"{solver}, {label}\nNFE {c['nfe']}, W2 {c['w2']:.3g}")
+                     f"{solver}, {label}\nNFE {c['nfe']}, {METRICS[score].label} {c[score]:.3g}")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return atomic_write_bytes(path, to_png(fig))
@@ -252,10 +258,11 @@ def image_sample_grid(cells: list[dict], samples: dict[str, np.ndarray], shape,
                       title: str, real: np.ndarray | None = None) -> bytes:
     """One model's samples: a row per solver, a column per setting, a tile of images each.
 
-    ``cells`` are sweep cells (key, solver, steps, tolerance, grid, nfe, fid)
-    in the order to show; ``samples[key]`` their samples. ``real`` (test
-    images) is shown as the first panel of the first row.
+    ``cells`` are sweep cells (key, solver, steps, tolerance, grid, nfe and the
+    image selection metric, FID) in the order to show; ``samples[key]`` their
+    samples. ``real`` (test images) is shown as the first panel of the first row.
     """
+    score = SELECTION[IMAGE]
     by_solver: dict[str, list[dict]] = {}
     for c in cells:
         by_solver.setdefault(c["solver"], []).append(c)
@@ -277,7 +284,8 @@ def image_sample_grid(cells: list[dict], samples: dict[str, np.ndarray], shape,
                 continue
             c = row[j]
             _show(ax, image_tile(samples[c["key"]], shape),
-                  f"{solver}, {_setting_text(c)}\nNFE {c['nfe']}, FID {c['fid']:.3g}")
+                  f"{solver}, {_setting_text(c)}\nNFE {c['nfe']}, "
+                  f"{METRICS[score].label} {c[score]:.3g}")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)

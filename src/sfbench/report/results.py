@@ -3,7 +3,9 @@
 Every job writes one JSON record ``{"command", "settings", "result",
 "environment"}``; the report needs nothing else (no tracking server).
 :func:`load_results` sorts the records by kind and flattens them into
-:class:`Results`, one pandas DataFrame per kind.
+:class:`Results`, one pandas DataFrame per kind. The metric columns are the
+names of the metric registry (:mod:`sfbench.eval.metrics`): a metric
+registered there becomes a column here, null where it does not apply.
 """
 
 from __future__ import annotations
@@ -15,12 +17,21 @@ from pathlib import Path
 import pandas as pd
 
 from sfbench.errors import SfbenchError
+from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
+from sfbench.report.manifest import ReportContents
 
 MODEL_KEYS = ["dataset", "method", "seed"]
-REFERENCE_KEYS = ("w2", "w2_std", "mmd", "mmd_std", "fid", "fid_std", "kid", "kid_std",
-                  "baseline_fid", "baseline_fid_std", "baseline_kid", "baseline_kid_std")
-#: The metric a method's best setting is chosen by, per kind of data (as ``sfbench sweep``).
-SELECTION = {"vector": "w2", "image": "fid"}
+
+
+def metric_names() -> list[str]:
+    """The registered metrics, in registration order (read at call time: tests register more)."""
+    return list(METRICS)
+
+
+def reference_keys() -> list[str]:
+    """What a reference record holds per metric: the floor, and for images the baseline."""
+    return [f"{prefix}{name}{suffix}" for prefix in ("", "baseline_") for name in METRICS
+            for suffix in ("", "_std")]
 
 
 @dataclass
@@ -28,7 +39,7 @@ class Results:
     data: pd.DataFrame  # one row per dataset: sizes and seeds of the splits
     reference: pd.DataFrame  # one row per dataset: noise floor (images: FID floor, baseline)
     train: pd.DataFrame  # one row per model: training settings, loss, wall time
-    cells: pd.DataFrame  # one row per model x solver setting: nfe, w2, mmd, fid, kid, score
+    cells: pd.DataFrame  # one row per model x solver setting: nfe, every metric, score
     nll: pd.DataFrame  # one row per model: NLL in nats (images: bits/dim, VLB) and settings
     records: dict[str, list[dict]] = field(default_factory=dict)  # raw records by kind
     sample_files: dict[tuple[str, str, int], Path] = field(default_factory=dict)
@@ -40,14 +51,30 @@ class Results:
 
     @property
     def image_datasets(self) -> list[str]:
-        """Datasets measured by FID / KID of a pinned extractor (their ``score`` is FID)."""
+        """Datasets measured through a pinned feature extractor (the registry's image metrics)."""
         if not len(self.cells):
             return []
-        return list(dict.fromkeys(self.cells.loc[self.cells["data_kind"] == "image", "dataset"]))
+        return list(dict.fromkeys(self.cells.loc[self.cells["data_kind"] == IMAGE, "dataset"]))
+
+    @property
+    def vector_datasets(self) -> list[str]:
+        return [d for d in self.datasets if d not in self.image_datasets]
 
     @property
     def methods(self) -> list[str]:
         return list(dict.fromkeys(self.cells["method"])) if len(self.cells) else []
+
+    def contents(self) -> ReportContents:
+        """The files a report of these results consists of (:mod:`sfbench.report.manifest`)."""
+        image = self.cells[self.cells["data_kind"] == IMAGE] if len(self.cells) else self.cells
+        decomposed = [r["settings"]["dataset"] for r in self.records.get("decompose", [])]
+        return ReportContents(
+            datasets=tuple(self.vector_datasets),
+            image_datasets=tuple(self.image_datasets),
+            methods=tuple(self.methods),
+            image_methods=tuple(dict.fromkeys(image["method"])) if len(image) else (),
+            decompose_datasets=tuple(dict.fromkeys(decomposed)),
+        )
 
 
 def read_record(path: str | Path) -> dict:
@@ -66,8 +93,9 @@ def read_record(path: str | Path) -> dict:
 
 def kind_of(record: dict) -> str:
     command, settings = record["command"], record["settings"]
-    if command == "sweep":
-        return "reference" if settings.get("mode") == "reference" else "sweep"
+    # ``sfbench reference`` (older records: ``sfbench sweep --reference``)
+    if command == "reference" or (command == "sweep" and settings.get("mode") == "reference"):
+        return "reference"
     if command == "evaluate":
         return "nll" if "nll_nats" in record["result"] else "evaluate"
     return command
@@ -114,8 +142,8 @@ def load_results(paths: list[str | Path]) -> Results:
                 "n_samples": r["settings"]["n_samples"],
                 "n_test": r["settings"]["n_test"],
                 "reference_seeds": r["settings"].get("reference_seeds"),
-                "data_kind": r["settings"].get("data_kind", "vector"),
-                **{k: _number(r["result"].get(k)) for k in REFERENCE_KEYS},
+                "data_kind": r["settings"].get("data_kind", VECTOR),
+                **{k: _number(r["result"].get(k)) for k in reference_keys()},
             }
             for r in by_kind.get("reference", [])
         ]
@@ -143,10 +171,10 @@ def load_results(paths: list[str | Path]) -> Results:
         out = next((o for o in r.get("outputs", []) if str(o).endswith(".npz")), None)
         if out:
             sample_files[key] = Path(out)
-        kind = s.get("data_kind", "vector")
+        kind = s.get("data_kind", VECTOR)
         for c in r["result"]["cells"]:
             grid = c.get("grid", "endpoints" if c["tolerance"] is not None else "uniform")
-            metrics = {m: _number(c.get(m)) for m in ("w2", "mmd", "fid", "kid")}
+            metrics = {m: _number(c.get(m)) for m in metric_names()}
             cell_rows.append(
                 {
                     "dataset": key[0], "method": key[1], "seed": key[2], "data_kind": kind,

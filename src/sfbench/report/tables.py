@@ -3,8 +3,12 @@
 Seeds are aggregated last: a sweep setting (solver with a step count or a
 tolerance, on a time grid) is compared across methods by its mean over
 training seeds, and the "best setting" of a method is the one with the
-lowest mean ``score`` -- W2 on vector data, FID on images -- so the reported
-std is the spread over seeds at one fixed setting.
+lowest mean ``score`` -- the registry's selection metric of the kind of data
+(``SELECTION``: W2 on vector data, FID on images) -- so the reported std is
+the spread over seeds at one fixed setting. Every registered metric is a
+column (``{name}_mean``, ``{name}_std``); the yardsticks of the reference
+records are ``reference_{name}`` and, for the image selection metric,
+``baseline_{name}``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from sfbench.report.results import SELECTION, Results
+from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
+from sfbench.report.results import Results, metric_names
 
-METRICS = ("w2", "mmd", "fid", "kid")
-#: The metrics each kind of data is measured by (the others are null there).
-KIND_METRICS = {"vector": ("w2", "mmd", "fid"), "image": ("fid", "kid")}
 SETTING_KEYS = ["solver", "solver_kind", "grid", "steps", "tolerance", "setting"]
 
 
@@ -39,11 +41,11 @@ def _mean_std(frame: pd.DataFrame, group: list[str], columns) -> pd.DataFrame:
 
 
 def setting_means(res: Results) -> pd.DataFrame:
-    """Every (dataset, method, setting) with nfe / w2 / mmd / fid mean and std over seeds."""
+    """Every (dataset, method, setting) with nfe and every metric: mean and std over seeds."""
     if not len(res.cells):
         return pd.DataFrame()
     group = ["dataset", "data_kind", "method", *SETTING_KEYS]
-    return _mean_std(res.cells, group, ["nfe", *METRICS, "score"])
+    return _mean_std(res.cells, group, ["nfe", *metric_names(), "score"])
 
 
 def best_by_solver(res: Results) -> pd.DataFrame:
@@ -59,14 +61,14 @@ def best_by_solver(res: Results) -> pd.DataFrame:
 def summary(res: Results) -> pd.DataFrame:
     """Per dataset x method: the best setting's metrics and NFE, with NLL and training time.
 
-    The best setting has the lowest mean score (W2 on vectors, FID on images).
+    The best setting has the lowest mean score (the selection metric of the data's kind).
     """
     means = setting_means(res)
     if not len(means):
         return means
     finite = means[np.isfinite(means["score_mean"])]
     idx = finite.groupby(["dataset", "method"], sort=False)["score_mean"].idxmin()
-    stats = [f"{m}_{s}" for m in ("w2", "fid", "mmd", "kid", "nfe") for s in ("mean", "std")]
+    stats = [f"{m}_{s}" for m in (*metric_names(), "nfe") for s in ("mean", "std")]
     best = finite.loc[idx, ["dataset", "data_kind", "method", "setting", "n_seeds", *stats]]
     best = best.rename(columns={"setting": "best_setting"})
     if len(res.nll):
@@ -81,18 +83,20 @@ def summary(res: Results) -> pd.DataFrame:
             on=["dataset", "method"], how="left",
         )
     if len(res.reference):
-        ref = res.reference[["dataset", "w2", "fid", "baseline_fid"]]
+        vector, image = SELECTION[VECTOR], SELECTION[IMAGE]
+        ref = res.reference[["dataset", *metric_names(), f"baseline_{image}"]]
         best = best.merge(
-            ref.rename(columns={"w2": "reference_w2", "fid": "reference_fid"}),
+            ref.rename(columns={m: f"reference_{m}" for m in metric_names()}),
             on="dataset", how="left",
         )
-        best["w2_ratio"] = best["w2_mean"] / best["reference_w2"]
-        best["fid_baseline_ratio"] = best["fid_mean"] / best["baseline_fid"]
+        # the yardsticks: vector data's noise floor, images' Gaussian baseline
+        best[f"{vector}_ratio"] = best[f"{vector}_mean"] / best[f"reference_{vector}"]
+        best[f"{image}_baseline_ratio"] = best[f"{image}_mean"] / best[f"baseline_{image}"]
     return best.reset_index(drop=True)
 
 
 def headline(summary_table: pd.DataFrame) -> pd.DataFrame:
-    """Method x dataset: the best score (W2 on vectors, FID on images) and its NFE.
+    """Method x dataset: the best score (the selection metric) and its NFE.
 
     One row per method, one column per dataset, and a last row with each
     dataset's yardstick (the W2 noise floor; the FID of the Gaussian baseline).
@@ -104,19 +108,21 @@ def headline(summary_table: pd.DataFrame) -> pd.DataFrame:
     floors: dict[str, str] = {}
     for row in s.to_dict("records"):
         metric = SELECTION[row["data_kind"]]
-        column = f"{row['dataset']} ({metric.upper()})"
+        column = f"{row['dataset']} ({METRICS[metric].label})"
         # one seed has no spread to show: "± 0" would read as a measured zero
         spread = (f" ± {row[f'{metric}_std']:.2g}" if row["n_seeds"] > 1
                   else " (1 seed)")
         cells.setdefault(row["method"], {})[column] = (
             f"{row[f'{metric}_mean']:.3g}{spread} @ {row['nfe_mean']:.0f} NFE"
         )
-        yardstick = row.get("reference_w2") if metric == "w2" else row.get("baseline_fid")
+        yardstick = row.get(f"{'reference' if row['data_kind'] == VECTOR else 'baseline'}_"
+                            f"{metric}")
         if yardstick is not None and np.isfinite(yardstick):
             floors[column] = f"{yardstick:.3g}"
     rows = [{"method": m, **c} for m, c in cells.items()]
     if floors:
-        rows.append({"method": "noise floor (W2) / Gaussian baseline (FID)", **floors})
+        vector, image = (METRICS[SELECTION[k]].label for k in (VECTOR, IMAGE))
+        rows.append({"method": f"noise floor ({vector}) / Gaussian baseline ({image})", **floors})
     return pd.DataFrame(rows).fillna("–")
 
 
@@ -154,17 +160,19 @@ def pivot(res: Results, method: str, metric: str) -> pd.DataFrame:
 def baseline(res: Results) -> pd.DataFrame:
     """Per image dataset x method: whether the best FID is below the Gaussian baseline's.
 
-    The baseline (``sfbench sweep --reference``) is the FID of samples from
-    the Gaussian fitted to the train pixels, at the sweep's sample count and
-    with the same extractor; ``floor`` is the FID of train-split images.
+    The baseline (``sfbench reference``) is the FID (the image selection
+    metric) of samples from the Gaussian fitted to the train pixels, at the
+    sweep's sample count and with the same extractor; ``reference_fid`` is the
+    FID of train-split images.
     """
+    m = SELECTION[IMAGE]
     s = summary(res)
-    if not len(s) or "baseline_fid" not in s:
+    if not len(s) or f"baseline_{m}" not in s:
         return pd.DataFrame()
-    b = s[(s["data_kind"] == "image") & s["baseline_fid"].notna()]
-    b = b[["dataset", "method", "best_setting", "fid_mean", "fid_std", "reference_fid",
-           "baseline_fid", "fid_baseline_ratio"]].copy()
-    b["below_baseline"] = b["fid_mean"] < b["baseline_fid"]
+    b = s[(s["data_kind"] == IMAGE) & s[f"baseline_{m}"].notna()]
+    b = b[["dataset", "method", "best_setting", f"{m}_mean", f"{m}_std", f"reference_{m}",
+           f"baseline_{m}", f"{m}_baseline_ratio"]].copy()
+    b["below_baseline"] = b[f"{m}_mean"] < b[f"baseline_{m}"]
     return b.reset_index(drop=True)
 
 
@@ -189,14 +197,16 @@ def bits(res: Results) -> pd.DataFrame:
 
 
 def quality(res: Results, datasets: list[str], factor: float) -> pd.DataFrame:
-    """Whether every method's best W2 is within ``factor`` x the reference W2 on ``datasets``."""
+    """Whether every method's best W2 (the vector selection metric) is within ``factor`` x
+    its noise floor on ``datasets``."""
+    m = SELECTION[VECTOR]
     s = summary(res)
-    if not len(s) or "reference_w2" not in s:
+    if not len(s) or f"reference_{m}" not in s:
         return pd.DataFrame()
-    q = s[s["dataset"].isin(datasets)][["dataset", "method", "best_setting", "w2_mean",
-                                        "reference_w2", "w2_ratio"]].copy()
+    q = s[s["dataset"].isin(datasets)][["dataset", "method", "best_setting", f"{m}_mean",
+                                        f"reference_{m}", f"{m}_ratio"]].copy()
     q["target"] = factor
-    q["passes"] = q["w2_ratio"] <= factor
+    q["passes"] = q[f"{m}_ratio"] <= factor
     return q.reset_index(drop=True)
 
 
@@ -205,8 +215,8 @@ def curves(res: Results) -> pd.DataFrame:
     means = setting_means(res)
     if not len(means):
         return means
-    cols = ["dataset", "method", "solver", "setting", "nfe_mean", "w2_mean", "mmd_mean",
-            "fid_mean", "kid_mean"]
+    cols = ["dataset", "method", "solver", "setting", "nfe_mean",
+            *(f"{m}_mean" for m in metric_names())]
     out = means[cols].rename(columns=lambda c: c.removesuffix("_mean"))
     out["series"] = out["method"] + "/" + out["solver"]
     return out.sort_values(["dataset", "method", "solver", "nfe"], kind="stable").reset_index(
@@ -215,18 +225,24 @@ def curves(res: Results) -> pd.DataFrame:
 
 
 def metrics_json(res: Results) -> dict:
-    """Nested {dataset: {method: {...}}} of the summary, for ``dvc metrics show``."""
+    """Nested {dataset: {method: {...}}} of the summary, for ``dvc metrics show``.
+
+    Per method: every metric's mean, the selection metric's std, NFE, NLL and
+    training time; per dataset a ``reference`` entry with the noise floors and
+    the image baseline.
+    """
     s = summary(res)
     out: dict = {}
-    keys = ["w2_mean", "w2_std", "fid_mean", "mmd_mean", "kid_mean", "nfe_mean", "nll_nats_mean",
-            "nll_bits_per_dim_mean", "vlb_bits_per_dim_mean", "train_seconds_mean"]
+    means = [f"{m}_mean" for m in (*metric_names(), "nfe", "nll_nats", "nll_bits_per_dim",
+                                   "vlb_bits_per_dim", "train_seconds")]
     for row in s.to_dict("records"):
+        keys = [*means, f"{SELECTION[row['data_kind']]}_std"]
         entry = {k.removesuffix("_mean"): _clean(row.get(k)) for k in keys if k in row}
         # a metric that does not apply to the data (W2 of images, KID of points) is left out
         entry = {k: v for k, v in entry.items() if v is not None}
         out.setdefault(row["dataset"], {})[row["method"]] = entry
     for row in res.reference.to_dict("records") if len(res.reference) else []:
-        ref = {k: _clean(row[k]) for k in ("w2", "mmd", "fid", "kid", "baseline_fid")}
+        ref = {k: _clean(row[k]) for k in (*metric_names(), f"baseline_{SELECTION[IMAGE]}")}
         out.setdefault(row["dataset"], {})["reference"] = {
             k: v for k, v in ref.items() if v is not None
         }

@@ -19,6 +19,7 @@ from sfbench.errors import SfbenchError
 from sfbench.report import tables
 from sfbench.report.browser import check_in_chromium, find_chromium
 from sfbench.report.build import build_report
+from sfbench.report.manifest import ReportContents
 from sfbench.report.results import load_results
 
 DATASETS = ("8gaussians", "moons")
@@ -174,6 +175,12 @@ def test_report_files(report):
     assert metrics["8gaussians"]["cfm"]["w2"] == pytest.approx(0.3)
     assert metrics["moons"]["reference"]["w2"] == pytest.approx(0.25)
     assert "rtol" in md and "noise seed 1" in md and "torch" in md
+
+
+def test_report_writes_exactly_its_manifest(report):
+    """The files the workflow declares and DVC tracks (sfbench.report.manifest), no more."""
+    names = {p.relative_to(report).as_posix() for p in report.rglob("*") if p.is_file()}
+    assert names == set(ReportContents(DATASETS, methods=METHODS).files())
 
 
 def test_report_csv_round_trips(report):

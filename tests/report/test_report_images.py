@@ -13,6 +13,7 @@ import pytest
 from sfbench.report import tables
 from sfbench.report.browser import check_in_chromium, find_chromium
 from sfbench.report.build import build_report
+from sfbench.report.manifest import ReportContents
 from sfbench.report.results import load_results
 
 METHODS = ("cfm", "ddpm")
@@ -174,6 +175,12 @@ def test_image_report_sections_and_files(report):
     assert metrics["digits"]["reference"]["baseline_fid"] == BASELINE_FID
     baseline = pd.read_csv(report / "tables" / "baseline.csv")
     assert list(baseline["below_baseline"]) == [True, False]
+
+
+def test_image_report_writes_exactly_its_manifest(report):
+    names = {p.relative_to(report).as_posix() for p in report.rglob("*") if p.is_file()}
+    assert names == set(ReportContents((), image_datasets=("digits",), methods=METHODS,
+                                       image_methods=METHODS).files())
 
 
 @pytest.mark.skipif(find_chromium() is None, reason="chromium is not installed")

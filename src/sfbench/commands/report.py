@@ -1,11 +1,13 @@
 """``sfbench report``: build the comparison report from result files.
 
 Reads the JSON records written by ``sfbench data``, ``train``, ``sweep``,
-``sweep --reference`` and ``evaluate --nll`` (given as ``--results``, or found
-under ``--results-dir``) and writes ``report.md``, a self-contained
+``reference`` and ``evaluate --nll`` (given as ``--results``, or found under
+``--results-dir``) and writes ``report.md``, a self-contained
 ``report.html``, ``tables/*.csv``, ``figures/*.png``, ``metrics.json`` and
 ``curves.csv`` into ``--out-dir``, and ``provenance.json``: the commit,
 preset, config hash, machine and per-file code fingerprint it was built from.
+These are exactly the files of the inputs' report manifest
+(``sfbench.report.manifest``), which the workflow declares too.
 
 ``sfbench report --check`` builds nothing: it compares the fingerprints of a
 report (by default the committed ``results/report``) with the code and the

@@ -75,7 +75,7 @@ def test_solver_options_reach_the_cells_and_name_them():
     ],
 )
 def test_bad_keys_and_values_are_named(values, message):
-    with pytest.raises(SfbenchError, match=None) as err:
+    with pytest.raises(SfbenchError) as err:
         SweepConfig.from_dict(values)
     assert message in str(err.value)
 

@@ -21,9 +21,10 @@ displacement d = x_end - x_start, time rescaled to tau = (t - t_start) / L in
   :math:`\int v\, dt = d`, :math:`E = 1 + S / E\lVert d \rVert^2`.
 
 Both are integrated along a fixed-grid ODE solve (default RK4, 100 uniform
-steps) from the same per-sample starting noise as :func:`sfbench.sampling.generate`,
-with the trapezoidal rule on the solver's grid; v is evaluated once more at
-each grid point (``nfe_metric``). The sums are streamed (per sample
+steps) run by :func:`sfbench.sampling.generate` itself (its batch loop, its
+per-sample starting noise; the sums ride on its callbacks), with the
+trapezoidal rule on the solver's grid; v is evaluated once more at each grid
+point (``nfe_metric``). The sums are streamed (per sample
 :math:`\sum_j w_j \lVert v_j \rVert^2` and :math:`\sum_j w_j v_j`), so memory
 does not grow with the number of steps: with these,
 :math:`S_i = L \sum_j w_j \lVert v_j \rVert^2 - 2 d \cdot \sum_j w_j v_j + \lVert d \rVert^2`,

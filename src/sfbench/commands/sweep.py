@@ -12,9 +12,12 @@ noise in every cell. ``--out`` holds every cell's samples (``<solver>__steps<N>`
 the ODE trajectories of the first points of one cell.
 
 Settings: ``--config SWEEP.yaml`` (:class:`sfbench.sweep.config.SweepConfig`;
-what the workflow uses) or, by hand, the flags of the "sweep settings" group;
-one or the other, never both. The noise floor of the metrics is
-``sfbench reference`` (formerly ``sweep --reference``).
+what the workflow uses; keys solvers, steps, grids, adaptive, n_samples, seed,
+device, options, trajectory, straightness, nll, fid; unknown keys are errors)
+or, by hand, the flags of the "sweep settings" group; one or the other, never
+both. With ``--config``, ``--nll-result`` needs the file's ``nll:`` section.
+The noise floor of the metrics is ``sfbench reference`` (formerly
+``sweep --reference``).
 
 Inside a tracked job every cell is also a nested MLflow run of the sweep run.
 """

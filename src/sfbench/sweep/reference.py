@@ -16,8 +16,8 @@ from typing import Any
 from sfbench.errors import SfbenchError
 
 
-def _summary(draws: list[dict], prefix: str = "") -> dict:
-    """``{prefix}<name>`` / ``{prefix}<name>_std`` of every registered metric over ``draws``."""
+def _summary(draws: list[dict]) -> dict:
+    """``<name>`` / ``<name>_std`` of every registered metric over ``draws`` (None where n/a)."""
     import numpy as np
 
     from sfbench.eval.metrics import METRICS
@@ -26,11 +26,11 @@ def _summary(draws: list[dict], prefix: str = "") -> dict:
     for name in METRICS:
         values = [d.get(name) for d in draws]
         if not values or any(v is None for v in values):
-            out[f"{prefix}{name}"] = out[f"{prefix}{name}_std"] = None
+            out[name] = out[f"{name}_std"] = None
             continue
         values = np.array(values, dtype=float)
-        out[f"{prefix}{name}"] = float(values.mean())
-        out[f"{prefix}{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        out[name] = float(values.mean())
+        out[f"{name}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return out
 
 

@@ -45,7 +45,7 @@ def test_by_hand_run_writes_records_with_settings(workdir):
     with np.load(d / "s.npz") as z:
         assert z["samples"].shape == (200, 2)
     metrics = json.loads((d / "m.json").read_text())["result"]
-    assert all(np.isfinite(metrics[k]) for k in ("w2", "mmd", "fid"))
+    assert all(np.isfinite(metrics[k]) for k in ("w2", "mmd", "fd"))
     assert np.isfinite(json.loads((d / "nll.json").read_text())["result"]["nll_nats"])
 
 

@@ -69,6 +69,24 @@ def test_trajectory():
     assert adaptive.trajectory.shape == (2, 10, 2)
 
 
+def test_callbacks_see_every_batch_and_grid_point_without_changing_the_samples():
+    model = network()
+    plain = generate(model, "heun", 5, 10, seed=2, batch_size=4, record_trajectory=True)
+    batches, steps = [], []
+    watched = generate(model, "heun", 5, 10, seed=2, batch_size=4, callback=batches.append,
+                       step_callback=lambda i, t, x: steps.append((i, t, x.clone())))
+    torch.testing.assert_close(watched.samples, plain.samples, rtol=0, atol=0)
+    assert [(b.start, b.stop, b.nfe) for b in batches] == [(0, 4, 10), (4, 8, 10), (8, 10, 10)]
+    assert all(b.grid is watched.grid for b in batches)
+    torch.testing.assert_close(torch.cat([b.initial for b in batches]), watched.initial)
+    torch.testing.assert_close(torch.cat([b.final for b in batches]), watched.samples)
+    # every grid point of every batch, in order: the states of the trajectory
+    assert [i for i, _, _ in steps] == list(range(6)) * 3
+    assert [t for _, t, _ in steps[:6]] == pytest.approx(watched.grid.tolist())
+    torch.testing.assert_close(torch.cat([x for i, _, x in steps if i == 3]),
+                               plain.trajectory[3], rtol=0, atol=0)
+
+
 def test_deterministic_samples_do_not_depend_on_batch_size():
     model = oracle("probability_flow")
     whole = generate(model, "rk4", 5, 24, seed=1, dtype=torch.float64).samples

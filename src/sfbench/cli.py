@@ -30,6 +30,7 @@ COMMANDS = (
     "sample",
     "evaluate",
     "sweep",
+    "reference",
     "report",
     "classifier",
     "reflow-pairs",

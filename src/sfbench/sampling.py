@@ -8,7 +8,7 @@ NFE counting, timing and the record of every setting that shaped the samples.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,28 @@ class SampleResult:
     nfe_per_batch: list[int] = field(default_factory=list)
     grid: Tensor | None = None
     initial: Tensor | None = None
+
+
+@dataclass(frozen=True)
+class SampleBatch:
+    """One batch solve of :func:`generate`, as its ``callback`` sees it.
+
+    ``initial`` and ``final`` are the batch's states at t_start and t_end on
+    the sampling device in the working dtype (samples ``start`` to ``stop - 1``);
+    ``nfe`` is the counted model evaluations of this solve; ``grid`` the
+    float64 times the solver was given.
+    """
+
+    start: int
+    stop: int
+    initial: Tensor
+    final: Tensor
+    nfe: int
+    grid: Tensor
+
+
+#: ``step_callback(i, t, x)``: the state x of the current batch at grid point i (time t).
+StepCallback = Callable[[int, float, Tensor], None]
 
 
 def check_sampler(model: PathModel, solver: str, steps: int | None, options: Mapping) -> None:
@@ -118,6 +140,8 @@ def generate(
     record_trajectory: bool = False,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
+    callback: Callable[[SampleBatch], None] | None = None,
+    step_callback: StepCallback | None = None,
     **options: Any,
 ) -> SampleResult:
     """Sample ``n_samples`` points by integrating ``solver`` from t_start to t_end.
@@ -147,6 +171,12 @@ def generate(
         record_trajectory: keep the state at every grid point.
         dtype: working dtype; default the model's parameter dtype, else float32.
         device: default the model's parameter device, else CPU.
+        callback: called with a :class:`SampleBatch` after each batch solve,
+            so a measurement along the samples (straightness) reuses this
+            loop, its noise and its grid instead of restating them.
+        step_callback: called as ``(i, t, x)`` at every grid point of each
+            batch solve (the solver's own callback), before ``callback`` of
+            that batch; evaluations it makes are not counted in ``nfe``.
         **options: solver options (e.g. ``eta`` for ddim, ``rtol``/``atol``
             for dopri5); unknown ones raise ValueError.
 
@@ -212,18 +242,24 @@ def generate(
                 states: list[Tensor] = []
 
                 def record(i: int, t: float, x: Tensor, states: list[Tensor] = states) -> None:
-                    states.append(x.to("cpu", copy=True))
+                    if record_trajectory:
+                        states.append(x.to("cpu", copy=True))
+                    if step_callback is not None:
+                        step_callback(i, t, x)
 
                 counting = CountingModel(model)
                 tic = time.perf_counter()
+                initial = x
                 x = spec.fn(
                     counting, x, times, batch_noise,
-                    callback=record if record_trajectory else None, **resolved,
+                    callback=record if record_trajectory or step_callback else None, **resolved,
                 )
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 seconds += time.perf_counter() - tic
                 nfes.append(counting.nfe)
+                if callback is not None:
+                    callback(SampleBatch(start, stop, initial, x, counting.nfe, times))
                 samples.append(x.cpu())
                 if record_trajectory:
                     paths.append(torch.stack(states))

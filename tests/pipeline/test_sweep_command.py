@@ -47,7 +47,8 @@ def test_oracle_sweep_writes_every_cell(data, tmp_path):
     by_key = {c["key"]: c for c in cells}
     assert by_key["heun/steps32"]["nfe"] == 64  # counted, two evaluations per Heun step
     assert by_key["dopri5/tol1e-05"]["options"] == {"rtol": 1e-5, "atol": 1e-5}
-    assert all(np.isfinite([c["w2"], c["mmd"], c["fid"]]).all() for c in cells)
+    assert all(np.isfinite([c["w2"], c["mmd"], c["fd"]]).all() for c in cells)
+    assert all(c["fid"] is None and c["kid"] is None for c in cells)  # image metrics
     # The exact model: a fine solver is far better than one Euler step.
     assert by_key["heun/steps32"]["w2"] < 0.5 * by_key["euler/steps1"]["w2"]
     assert record["result"]["best_key"] in by_key
@@ -89,14 +90,55 @@ def test_sweep_measures_the_flows_straightness_on_its_own_starting_noise(data, t
 
 
 def test_reference_measures_the_noise_floor(data, tmp_path):
-    proc = sfbench("sweep", "--reference", "--dataset", "8gaussians", "--data", str(data),
+    from sfbench.data import get_dataset
+    from sfbench.eval.distances import wasserstein2
+    from sfbench.io import load_array
+
+    proc = sfbench("reference", "--dataset", "8gaussians", "--data", str(data),
                    "--seed", "777", "--result", "r.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["settings"]["mode"] == "reference"
+    assert r["command"] == "reference" and r["settings"]["mode"] == "reference"
     assert r["settings"]["reference_seeds"] == [777, 778, 779]
     assert len(r["result"]["draws"]) == 3
     assert 0 < r["result"]["w2"] < 1.0 and r["result"]["w2_std"] > 0
+    assert r["result"]["fd"] > 0 and r["result"]["fid"] is None
+    # a draw is the dataset's own points at that data seed, scored against the test split
+    test = load_array(str(data), "test")
+    x = get_dataset("8gaussians").sample(300, 778, "test")
+    assert r["result"]["draws"][1]["w2"] == pytest.approx(wasserstein2(x, test), rel=1e-9)
+
+
+def test_sweep_reference_points_to_the_reference_command(data, tmp_path):
+    proc = sfbench("sweep", "--reference", "--dataset", "8gaussians", "--data", str(data),
+                   "--result", "r.json", cwd=tmp_path)
+    assert proc.returncode != 0 and "sfbench reference" in proc.stderr
+
+
+def test_config_file_and_flags_give_the_same_sweep(data, tmp_path):
+    """--config SWEEP.yaml is the flags' settings as one file; both at once is an error."""
+    (tmp_path / "sweep.yaml").write_text(
+        "solvers: [euler]\nsteps: [2, 4]\nadaptive: {dopri5: [1.0e-3]}\nn_samples: 60\n"
+        "seed: 9\nstraightness: {n_points: 20, steps: 10}\n")
+    oracle = ["--oracle", "--method", "cfm", "--dataset", "8gaussians", "--data", str(data)]
+    by_file = sfbench("sweep", *oracle, "--config", "sweep.yaml", "--out", "a.npz",
+                      "--result", "a.json", cwd=tmp_path)
+    assert by_file.returncode == 0, by_file.stderr
+    by_flags = sfbench("sweep", *oracle, "--solvers", "euler", "--steps", "2", "4",
+                       "--adaptive", "dopri5:1e-3", "--n-samples", "60", "--seed", "9",
+                       "--straightness", "20:10", "--out", "b.npz", "--result", "b.json",
+                       cwd=tmp_path)
+    assert by_flags.returncode == 0, by_flags.stderr
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert a["settings"] == b["settings"]
+    keys = ("key", "nfe", "w2", "mmd", "fd")
+    assert [[c[k] for k in keys] for c in a["result"]["cells"]] == [
+        [c[k] for k in keys] for c in b["result"]["cells"]]
+    assert a["result"]["flow"]["straightness"] == b["result"]["flow"]["straightness"]
+    both = sfbench("sweep", *oracle, "--config", "sweep.yaml", "--steps", "8", "--out", "c.npz",
+                   "--result", "c.json", cwd=tmp_path)
+    assert both.returncode != 0 and "not both: --steps" in both.stderr
+    assert not (tmp_path / "c.json").exists()
 
 
 @pytest.mark.parametrize(
@@ -105,7 +147,7 @@ def test_reference_measures_the_noise_floor(data, tmp_path):
         (["--solvers", "dopri5", "--steps", "4"], "'dopri5' is adaptive"),
         (["--adaptive", "euler:1e-3"], "'euler' is fixed-step"),
         (["--solvers", "eulr", "--steps", "4"], "unknown solver 'eulr'"),
-        (["--solvers", "euler"], "--solvers needs --steps"),
+        (["--solvers", "euler"], "solvers need step counts"),
         ([], "nothing to sample"),
         (["--solvers", "euler", "--steps", "4", "--straightness", "0:50"],
          "expected N_POINTS:STEPS"),
@@ -205,8 +247,8 @@ def test_image_sweep_scores_cells_by_fid_against_the_cached_reference(tmp_path):
          "--result", "c.json"),
         ("train", "--method", "rectified_flow", "--dataset", "digits", "--data", "d.npz",
          "--config", "t.yaml", "--no-progress", "--out", "m.pt", "--result", "m.json"),
-        ("sweep", "--reference", "--dataset", "digits", "--data", "d.npz", "--classifier",
-         "c.pt", "--n-samples", "100", "--seed", "7", "--reference-draws", "2",
+        ("reference", "--dataset", "digits", "--data", "d.npz", "--classifier",
+         "c.pt", "--n-samples", "100", "--seed", "7", "--draws", "2",
          "--kid-subsets", "5", "--fid-features", "ref.npz", "--result", "r.json"),
         ("sweep", "--model", "m.pt", "--data", "d.npz", "--classifier", "c.pt",
          "--fid-features", "ref.npz", "--solvers", "euler", "--steps", "1", "8",

@@ -1,7 +1,7 @@
 """``sfbench evaluate``: metrics of a sample set, and/or the NLL (or DDPM bound) of a model.
 
 Vector data (2-D): ``--samples`` gives exact W2 (POT), unbiased MMD^2 and the
-Frechet distance of the raw coordinates against the test split of ``--data``;
+Frechet distance of the raw coordinates (``fd``) against the test split of ``--data``;
 ``--nll`` the negative log-likelihood in nats of test points through the
 probability-flow ODE of ``--model`` or the oracle.
 
@@ -87,6 +87,15 @@ def _load_model(args):
     return load_path_model(args)
 
 
+def nll_options(args):
+    """The NLL ODE's settings named by this command's flags."""
+    from sfbench.eval.likelihood import NLLOptions
+
+    return NLLOptions(rtol=args.rtol, atol=args.atol, divergence=args.divergence,
+                      n_probes=args.n_probes, probe_seed=args.probe_seed,
+                      batch_size=args.nll_batch_size, dequant_seed=args.dequant_seed)
+
+
 def run(args) -> dict:
     from sfbench.io import load_array
 
@@ -116,7 +125,7 @@ def run(args) -> dict:
         result.update(
             w2=wasserstein2(samples, test),
             mmd=mmd(samples, test),
-            fid=frechet_distance_coords(samples, test),
+            fd=frechet_distance_coords(samples, test),
         )
     if args.nll or args.vlb:
         test = _test_points(args, ds)
@@ -126,27 +135,14 @@ def run(args) -> dict:
         tic = time.perf_counter()
         settings.update(model=info, method=info.get("method"), n_test=int(test.shape[0]))
         settings["dataset"] = settings["dataset"] or info.get("dataset")
-        options = dict(rtol=args.rtol, atol=args.atol, divergence=args.divergence,
-                       n_probes=args.n_probes, probe_seed=args.probe_seed,
-                       batch_size=args.nll_batch_size)
-        if args.nll and ds is not None:
-            from sfbench.eval.bits import nll_bits_per_dim
+        if args.nll:
+            from sfbench.eval.likelihood import measure_nll
 
-            res = nll_bits_per_dim(model, test, ds.levels, seed=args.dequant_seed, **options)
-            res.pop("bits")
-            settings["nll"] = {k: v for k, v in res.items() if not k.startswith("nll_")}
-            result.update(nll_bits_per_dim=res["nll_bits_per_dim_mean"],
-                          nll_bits_per_dim_stderr=res["nll_bits_per_dim_stderr"],
-                          nll_nats=res["nll_nats_mean"], nll_nfe=res["nfe"])
-        elif args.nll:
-            import torch
-
-            from sfbench.eval.nll import nll_nats
-
-            dtype = torch.float64 if args.oracle else torch.float32
-            res = nll_nats(model, torch.as_tensor(test, dtype=dtype), **options)
-            settings["nll"] = res.settings
-            result.update(nll_nats=res.mean_nats, nll_stderr=res.stderr_nats, nll_nfe=res.nfe)
+            settings["nll"], nll = measure_nll(
+                model, test, nll_options(args), levels=ds.levels if ds is not None else None,
+                float64=bool(args.oracle),
+            )
+            result.update(nll)
         if args.vlb:
             from sfbench.eval.vlb import ddpm_vlb_bits_per_dim
 

@@ -1,4 +1,9 @@
-"""``sfbench sample``: draw samples from a trained model or the oracle with one solver."""
+"""``sfbench sample``: draw samples from a trained model or the oracle with one solver.
+
+``--grid`` names the time grid of a fixed-step solver (the sweep's ``grids``);
+adaptive solvers use the two endpoints only. Solver options: ``--eta``,
+``--rtol``, ``--atol`` or any ``--option KEY=VALUE``.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,10 @@ def add_parser(sub):
         metavar="KEY=VALUE",
         help="any other solver option (repeatable)",
     )
+    p.add_argument("--grid", default="uniform",
+                   help="time grid of a fixed-step solver: uniform, edm, logsnr")
+    p.add_argument("--grid-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the grid, e.g. rho=5 for edm (repeatable)")
     p.add_argument("--n-samples", type=positive_int, default=2000)
     p.add_argument("--seed", type=non_negative_int, default=0, help="noise seed (per sample)")
     p.add_argument("--trajectory", action="store_true", help="also store the trajectory")
@@ -71,6 +80,8 @@ def run(args) -> dict:
         args.steps,
         args.n_samples,
         args.seed,
+        grid=args.grid,
+        grid_options=dict(parse_option(o) for o in args.grid_option),
         record_trajectory=args.trajectory,
         **solver_options(args),
     )

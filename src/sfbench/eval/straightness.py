@@ -21,9 +21,10 @@ displacement d = x_end - x_start, time rescaled to tau = (t - t_start) / L in
   :math:`\int v\, dt = d`, :math:`E = 1 + S / E\lVert d \rVert^2`.
 
 Both are integrated along a fixed-grid ODE solve (default RK4, 100 uniform
-steps) from the same per-sample starting noise as :func:`sfbench.sampling.generate`,
-with the trapezoidal rule on the solver's grid; v is evaluated once more at
-each grid point (``nfe_metric``). The sums are streamed (per sample
+steps) run by :func:`sfbench.sampling.generate` itself (its batch loop, its
+per-sample starting noise; the sums ride on its callbacks), with the
+trapezoidal rule on the solver's grid; v is evaluated once more at each grid
+point (``nfe_metric``). The sums are streamed (per sample
 :math:`\sum_j w_j \lVert v_j \rVert^2` and :math:`\sum_j w_j v_j`), so memory
 does not grow with the number of steps: with these,
 :math:`S_i = L \sum_j w_j \lVert v_j \rVert^2 - 2 d \cdot \sum_j w_j v_j + \lVert d \rVert^2`,
@@ -35,11 +36,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from sfbench.model import PathModel
-from sfbench.sampling import infer_dim
-from sfbench.solvers import CountingModel, NoiseSource, get_grid, get_solver
+from sfbench.sampling import SampleBatch, generate
+from sfbench.solvers import get_grid, get_solver
 
 
 @dataclass(frozen=True)
@@ -134,48 +135,35 @@ def straightness(
         )
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
-    batch_size = min(batch_size or n_samples, n_samples)
     schedule = model.schedule
     times = get_grid(grid)(steps, schedule)
     weights = trapezoid_weights(times).tolist()
     length = float(times[-1] - times[0])
-    dim = infer_dim(model) if dim is None else dim
-    param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
-    dtype = dtype or (param.dtype if param is not None else torch.float32)
-    device = param.device if param is not None else torch.device("cpu")
-    noise = NoiseSource(seed, n_samples)
-
     per_sample, energy, displacement = [], [], []
-    nfe_solver = nfe_metric = 0
-    was_training = isinstance(model, nn.Module) and model.training
-    if isinstance(model, nn.Module):
-        model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, n_samples, batch_size):
-                batch = noise.batch(start, min(start + batch_size, n_samples))
-                x_start = batch.initial((dim,), schedule.prior_std(), dtype, device)
-                sums = {"v2": 0.0, "v": 0.0}
+    sums = {"v2": 0.0, "v": 0.0}  # the streamed sums of the batch being solved
 
-                def accumulate(j: int, t: float, x: Tensor, sums: dict = sums) -> None:
-                    v = model.predict(x, t).velocity.to(torch.float64).flatten(1)
-                    sums["v2"] = sums["v2"] + weights[j] * v.pow(2).sum(1)
-                    sums["v"] = sums["v"] + weights[j] * v
+    def accumulate(j: int, t: float, x: Tensor) -> None:
+        v = model.predict(x, t).velocity.to(torch.float64).flatten(1)
+        sums["v2"] = sums["v2"] + weights[j] * v.pow(2).sum(1)
+        sums["v"] = sums["v"] + weights[j] * v
 
-                counting = CountingModel(model)
-                x_end = spec.fn(counting, x_start, times, batch, callback=accumulate)
-                nfe_solver += counting.nfe
-                nfe_metric += len(times)
-                d = (x_end - x_start).to(torch.float64).flatten(1)
-                d2 = d.pow(2).sum(1)
-                s_i = length * sums["v2"] - 2.0 * (d * sums["v"]).sum(1) + d2
-                # A sum of squares: a negative value is roundoff of a straight path.
-                per_sample.append(s_i.clamp_min(0.0).cpu())
-                energy.append((length * sums["v2"]).cpu())
-                displacement.append(d2.cpu())
-    finally:
-        if was_training:
-            model.train()
+    def finish(batch: SampleBatch) -> None:
+        d = (batch.final - batch.initial).to(torch.float64).flatten(1)
+        d2 = d.pow(2).sum(1)
+        s_i = length * sums["v2"] - 2.0 * (d * sums["v"]).sum(1) + d2
+        # A sum of squares: a negative value is roundoff of a straight path.
+        per_sample.append(s_i.clamp_min(0.0).cpu())
+        energy.append((length * sums["v2"]).cpu())
+        displacement.append(d2.cpu())
+        sums.update(v2=0.0, v=0.0)
+
+    # generate's batch loop: the same starting noise, grid and solve as sampling
+    res = generate(model, solver, steps, n_samples, seed, grid=grid, dim=dim,
+                   batch_size=batch_size, dtype=dtype, callback=finish,
+                   step_callback=accumulate)
+    nfe_solver = sum(res.nfe_per_batch)
+    nfe_metric = len(times) * len(res.nfe_per_batch)
+    dim, dtype = res.settings["dim"], res.settings["dtype"]
 
     s_all, e_all, d_all = torch.cat(per_sample), torch.cat(energy), torch.cat(displacement)
     settings = {
@@ -186,7 +174,7 @@ def straightness(
         "n_samples": n_samples,
         "seed": seed,
         "dim": dim,
-        "dtype": str(dtype).removeprefix("torch."),
+        "dtype": dtype,
         "t_start": schedule.t_start,
         "t_end": schedule.t_end,
         "schedule": schedule.describe(),

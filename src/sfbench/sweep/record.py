@@ -1,0 +1,127 @@
+"""The record of a sweep: one :class:`CellResult` per cell, gathered in a :class:`SweepRecord`.
+
+:meth:`SweepRecord.to_json` is the dict ``sfbench sweep --result`` writes and
+the report reads (CONTRACTS item 5): every cell row holds every key of the
+metric registry (None where a metric does not apply to the data), and the
+result names the best cell by the registry's selection metric of the data's
+kind (W2 for vector data, FID for images), with ``best_<name>`` of every
+registered metric. :meth:`SweepRecord.from_json` reads such a dict back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+#: The fixed fields of a cell row, in the order a record lists them; the rest are metrics.
+CELL_FIELDS = ("key", "solver", "solver_kind", "steps", "tolerance", "grid", "options", "nfe",
+               "sample_seconds", "eval_seconds", "n_finite")
+
+
+@dataclass
+class CellResult:
+    """One row of a sweep: how a cell was sampled and what its samples measured."""
+
+    key: str
+    solver: str
+    solver_kind: str
+    steps: int | None
+    tolerance: float | None
+    grid: str
+    options: dict
+    nfe: int
+    sample_seconds: float
+    eval_seconds: float
+    n_finite: int
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {**{k: getattr(self, k) for k in CELL_FIELDS}, **self.metrics}
+
+    @classmethod
+    def from_json(cls, row: dict) -> CellResult:
+        return cls(**{k: row[k] for k in CELL_FIELDS},
+                   metrics={k: v for k, v in row.items() if k not in CELL_FIELDS})
+
+    def score(self, metric: str) -> float | None:
+        """The value of ``metric`` if it is a finite number, else None."""
+        value = self.metrics.get(metric)
+        return value if value is not None and math.isfinite(value) else None
+
+    def child_run(self, common: dict) -> tuple[str, dict, dict]:
+        """(name, settings, result) of this cell as a nested run of the sweep's tracked run
+        (``args.log_child``); ``common``: the sweep's settings every cell shares."""
+        settings = {**common, "solver": self.solver, "steps": self.steps, "grid": self.grid,
+                    "options": self.options}
+        result = {"nfe": self.nfe, "sample_seconds": self.sample_seconds,
+                  "n_finite": self.n_finite,
+                  **{k: v for k, v in self.metrics.items() if v is not None}}
+        return self.key, settings, result
+
+
+@dataclass
+class SweepRecord:
+    """Everything ``sfbench sweep`` records of one model.
+
+    ``settings`` is the record's settings mapping as written (model, data,
+    cells' configuration, the sampling settings common to every cell);
+    ``flow`` the straightness record when measured.
+    """
+
+    kind: str  # "vector" | "image"
+    cells: list[CellResult]
+    settings: dict
+    load_seconds: float = 0.0
+    flow: dict | None = None
+    straightness_seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+
+    @property
+    def selection_metric(self) -> str:
+        from sfbench.eval.metrics import SELECTION
+
+        return SELECTION[self.kind]
+
+    def finite_cells(self) -> list[CellResult]:
+        return [c for c in self.cells if c.score(self.selection_metric) is not None]
+
+    @property
+    def best(self) -> CellResult | None:
+        """The cell with the lowest finite selection metric (the first on ties), if any."""
+        finite = self.finite_cells()
+        return min(finite, key=lambda c: c.score(self.selection_metric)) if finite else None
+
+    def to_json(self) -> dict:
+        from sfbench.eval.metrics import METRICS
+
+        result: dict[str, Any] = {
+            "cells": [c.to_json() for c in self.cells],
+            "n_cells": len(self.cells),
+            "n_cells_finite": len(self.finite_cells()),
+            "selection_metric": self.selection_metric,
+            "load_seconds": self.load_seconds,
+            "sample_seconds": sum(c.sample_seconds for c in self.cells),
+            "eval_seconds": sum(c.eval_seconds for c in self.cells),
+        }
+        if self.flow is not None:
+            result.update(flow=self.flow, straightness_seconds=self.straightness_seconds)
+        best = self.best
+        if best is not None:
+            result.update(best_key=best.key, best_nfe=best.nfe,
+                          **{f"best_{m}": best.metrics.get(m) for m in METRICS})
+        return {"command": "sweep", "settings": self.settings, "result": result,
+                "outputs": list(self.outputs)}
+
+    @classmethod
+    def from_json(cls, record: dict) -> SweepRecord:
+        result = record["result"]
+        return cls(
+            kind=record["settings"]["data_kind"],
+            cells=[CellResult.from_json(row) for row in result["cells"]],
+            settings=record["settings"],
+            load_seconds=result["load_seconds"],
+            flow=result.get("flow"),
+            straightness_seconds=result.get("straightness_seconds", 0.0),
+            outputs=list(record.get("outputs", [])),
+        )

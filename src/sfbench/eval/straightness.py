@@ -37,8 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from sfbench.model import PathModel
-from sfbench.sampling import infer_dim
+from sfbench.model import PathModel, model_label, sample_dim
 from sfbench.solvers import CountingModel, NoiseSource, get_grid, get_solver
 
 
@@ -120,9 +119,9 @@ def straightness(
             one-step model (its network is valid at t_start only; its sample
             path, one Euler step, is straight by construction: S = 0, E = 1).
     """
-    if getattr(getattr(model, "method", None), "one_step", False):
+    if model.one_step:
         raise ValueError(
-            f"{model.method.name} is a one-step model: its sample path is one straight Euler "
+            f"{model_label(model)} is a one-step model: its sample path is one straight Euler "
             "step (straightness 0, path energy 1 by construction) and its velocity is not "
             "defined after t_start, so there is no flow to measure"
         )
@@ -139,7 +138,7 @@ def straightness(
     times = get_grid(grid)(steps, schedule)
     weights = trapezoid_weights(times).tolist()
     length = float(times[-1] - times[0])
-    dim = infer_dim(model) if dim is None else dim
+    dim = sample_dim(model) if dim is None else dim
     param = next(model.parameters(), None) if isinstance(model, nn.Module) else None
     dtype = dtype or (param.dtype if param is not None else torch.float32)
     device = param.device if param is not None else torch.device("cpu")
@@ -209,7 +208,7 @@ def flow_record(model: PathModel, n_samples: int, seed: int, steps: int = 100) -
     A one-step model (distill) gets S = 0 and E = 1 marked ``by_construction``:
     its sample path is one straight Euler step, and it has no flow to integrate.
     """
-    if getattr(getattr(model, "method", None), "one_step", False):
+    if model.one_step:
         return {
             "straightness": 0.0, "normalized_path_energy": 1.0, "by_construction": True,
             "note": "one-step model: its sample path is one straight Euler step",

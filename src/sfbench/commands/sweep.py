@@ -154,7 +154,6 @@ def nll_record(args) -> dict:
     """
     from sfbench.commands import evaluate
     from sfbench.io import environment
-    from sfbench.tracking import active_tracker
 
     argv = ["--nll", "--data", args.data, "--rtol", repr(args.nll_rtol),
             "--atol", repr(args.nll_atol), "--result", args.nll_result]
@@ -164,9 +163,7 @@ def nll_record(args) -> dict:
         argv += ["--n-test", str(args.nll_points)]
     parser = evaluate.add_parser(argparse.ArgumentParser(prog="sfbench").add_subparsers())
     record = {**evaluate.run(parser.parse_args(argv)), "environment": environment()}
-    tracker = active_tracker()
-    if tracker is not None:
-        tracker.log_child("nll", record["settings"], record["result"])
+    args.log_child("nll", record["settings"], record["result"])
     return record
 
 
@@ -354,7 +351,6 @@ def run(args) -> dict:
 
     from sfbench.commands.common import load_path_model
     from sfbench.sampling import generate
-    from sfbench.tracking import active_tracker
 
     tic = time.perf_counter()
     model, model_info = load_path_model(args)
@@ -376,7 +372,7 @@ def run(args) -> dict:
         def metrics_of(samples):
             return sample_metrics(samples, test, mmd_to_test)
     n = args.n_samples or int(test.shape[0])
-    tracker = active_tracker()
+    tracker = args.log_child
     common = {
         "method": model_info.get("method"),
         "dataset": model_info.get("dataset"),
@@ -425,7 +421,7 @@ def run(args) -> dict:
                 k: row[k] for k in ("nfe", "sample_seconds", "n_finite", *METRICS, "kid_std")
                 if row.get(k) is not None
             }
-            tracker.log_child(key, cell_settings, cell_result)
+            tracker(key, cell_settings, cell_result)
 
     trajectory_info = None
     if args.trajectory:

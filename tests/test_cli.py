@@ -156,3 +156,24 @@ def test_every_command_has_help(command):
     proc = subprocess.run([sys.executable, "-m", "sfbench", command, "--help"],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and "--result" in proc.stdout
+
+
+def test_tracking_flags_are_global_and_the_environment_only_their_default(monkeypatch):
+    from sfbench.cli import build_parser
+
+    job = ["data", "--dataset", "moons", "--out", "d.npz", "--result", "d.json"]
+    monkeypatch.delenv("SFBENCH_MLFLOW_EXPERIMENT", raising=False)
+    monkeypatch.delenv("SFBENCH_CONFIG_HASH", raising=False)
+    args = build_parser().parse_args(job)
+    assert (args.mlflow_experiment, args.config_hash) == (None, None)
+    args = build_parser().parse_args(["--mlflow-experiment", "e", "--config-hash", "abc", *job])
+    assert (args.mlflow_experiment, args.config_hash) == ("e", "abc")
+    # After the command (the older form), the experiment flag still counts and wins.
+    args = build_parser().parse_args(["--mlflow-experiment", "e", *job, "--mlflow-experiment", "f"])
+    assert args.mlflow_experiment == "f"
+    monkeypatch.setenv("SFBENCH_MLFLOW_EXPERIMENT", "env-e")
+    monkeypatch.setenv("SFBENCH_CONFIG_HASH", "env-h")
+    args = build_parser().parse_args(job)
+    assert (args.mlflow_experiment, args.config_hash) == ("env-e", "env-h")
+    args = build_parser().parse_args(["--config-hash", "flag-h", *job])
+    assert args.config_hash == "flag-h"

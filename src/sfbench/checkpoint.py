@@ -6,7 +6,8 @@
   It lives outside Snakemake's outputs (Snakemake deletes outputs of failed
   jobs), and is written atomically: a killed write leaves only a temporary file.
 - A *model file* holds the EMA weights and the recipe (method, schedule and
-  network settings) needed to rebuild a :class:`~sfbench.model.NetworkModel`.
+  network settings) needed to rebuild a :class:`~sfbench.model.NetworkModel`;
+  the network comes from its spec through :mod:`sfbench.models.registry`.
 
 Both are plain dictionaries sealed with ``content_sha256``, a hash of every
 tensor and every other value they hold (:func:`content_hash`). ``torch.load``
@@ -40,11 +41,11 @@ from sfbench.errors import CheckpointError
 from sfbench.io import atomic_write_bytes
 from sfbench.methods import get_method
 from sfbench.model import NetworkModel
-from sfbench.models import MLP, UNet
+from sfbench.models.registry import build_network
+from sfbench.models.registry import network_sample_shape as network_sample_shape  # re-exported
 
 MODEL_FORMAT = "sfbench-model-v1"
 CHECKPOINT_NAME = "last.pt"
-NETWORKS = {"mlp": MLP, "unet": UNet}
 HASH_KEY = "content_sha256"
 TRUST_PICKLE_ENV = "SFBENCH_TRUST_PICKLE"
 
@@ -150,22 +151,6 @@ def load_file(path: str | os.PathLike, what: str) -> dict:
             f"the file was sealed with {stored[:12]}...; delete it and rerun the job that writes it"
         )
     return obj
-
-
-def build_network(spec: dict) -> torch.nn.Module:
-    kind = spec.get("kind")
-    if kind not in NETWORKS:
-        raise CheckpointError(f"unknown network kind {kind!r}; valid: {', '.join(NETWORKS)}")
-    return NETWORKS[kind](**{k: v for k, v in spec.items() if k != "kind"})
-
-
-def network_sample_shape(spec: dict) -> tuple[int, ...]:
-    """Shape of one sample the network spec takes: ``shape`` (images) or ``(dim,)`` (vectors)."""
-    if spec.get("shape") is not None:
-        return tuple(int(s) for s in spec["shape"])
-    if spec.get("dim") is not None:
-        return (int(spec["dim"]),)
-    raise CheckpointError(f"network spec {spec} names neither 'shape' nor 'dim'")
 
 
 def build_model(method_name: str, schedule_kwargs: dict, network: dict) -> NetworkModel:

@@ -5,6 +5,14 @@ Each command is a module in :mod:`sfbench.commands` with ``add_parser`` and
 the result, the result itself and the package versions) atomically to
 ``--result`` and, when an MLflow experiment is named, tracks the job.
 
+The tracking flags are global, given before the command so that the
+workflow passes them explicitly rather than through the environment::
+
+    python -m sfbench --mlflow-experiment sfbench-default --config-hash abc123 train ...
+
+(``--mlflow-experiment`` is also accepted after the command, as before.)
+Their defaults are ``$SFBENCH_MLFLOW_EXPERIMENT`` and ``$SFBENCH_CONFIG_HASH``.
+
 Building the parser must stay cheap: a command module imports only the
 standard library and :mod:`sfbench.commands.common` / ``names`` at the top,
 and its heavy modules (torch, numpy, MLflow) inside ``run``, so that
@@ -43,17 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sfbench",
         description="Train, sample and evaluate diffusion, score and flow models on one footing.",
     )
+    experiment_help = (
+        "track this job as an MLflow run in this experiment "
+        "(default: $SFBENCH_MLFLOW_EXPERIMENT; untracked if unset)"
+    )
+    parser.add_argument(
+        "--mlflow-experiment", default=os.environ.get("SFBENCH_MLFLOW_EXPERIMENT"),
+        help=experiment_help,
+    )
+    parser.add_argument(
+        "--config-hash", default=os.environ.get("SFBENCH_CONFIG_HASH") or None,
+        help="hash of the pipeline configuration, the tracked run's config_hash tag: a run "
+        "of the same job key under another hash is replaced (default: $SFBENCH_CONFIG_HASH)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"sfbench.commands.{name.replace('-', '_')}")
         cmd = module.add_parser(sub)
         cmd.set_defaults(_module=module)
         tracking = cmd.add_argument_group("tracking")
+        # SUPPRESS: given after the command it overrides the global flag; absent, it
+        # leaves the global value (a subparser's default would overwrite it).
         tracking.add_argument(
-            "--mlflow-experiment",
-            default=os.environ.get("SFBENCH_MLFLOW_EXPERIMENT"),
-            help="track this job as an MLflow run in this experiment "
-            "(default: $SFBENCH_MLFLOW_EXPERIMENT; untracked if unset)",
+            "--mlflow-experiment", default=argparse.SUPPRESS, help=experiment_help
         )
         tracking.add_argument("--job-key", help="stable key of this job (one MLflow run per key)")
         tracking.add_argument("--parent-key", help="job key of the parent run (the training job)")
@@ -130,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                     job_key=args.job_key or args.result,
                     command=args.command,
                     parent_key=args.parent_key,
+                    config_hash=args.config_hash,
                 ) as tracker:
                     args.log_child = tracker.log_child  # a command's nested runs (sweep cells)
                     record = _execute(args)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from sfbench.model import PathModel
+from sfbench.model import PathModel, model_label, sample_dim
 from sfbench.solvers import CountingModel, NoiseSource, get_grid, get_solver
 
 
@@ -76,42 +76,33 @@ StepCallback = Callable[[int, float, Tensor], None]
 
 
 def check_sampler(model: PathModel, solver: str, steps: int | None, options: Mapping) -> None:
-    """Refuse the samplers that do not sample the model of a paired method.
+    """Refuse the samplers a model's declared capabilities do not allow.
 
     - A one-step model (a distilled map) is trained at t_start only, so any
       evaluation at a later time, which every sampler but one Euler step
-      makes, is meaningless.
+      makes, is meaningless (``one_step``).
     - A model trained on coupled pairs (reflow, distill) learns a velocity
-      whose (x0, eps) do not give the score: the conversion assumes noise
-      independent of the data. Stochastic samplers (the reverse SDE, DDIM
+      whose (x0, eps) do not give the score (``has_score`` False): the conversion
+      assumes noise independent of the data. Stochastic samplers (the reverse SDE, DDIM
       with eta > 0, EDM churn) then sample another distribution (measured
       on 8gaussians: W2 0.8 against 0.33 for ODE solvers on the same 2-RF model).
     """
-    method = getattr(model, "method", None)
-    if getattr(method, "one_step", False) and (solver != "euler" or steps != 1):
+    if model.one_step and (solver != "euler" or steps != 1):
         raise ValueError(
-            f"{method.name} is a one-step model (trained at t = t_start only): it is sampled "
-            f"by solver 'euler' with steps=1, not {solver!r} with steps={steps}"
+            f"{model_label(model)} is a one-step model (trained at t = t_start only): it is "
+            f"sampled by solver 'euler' with steps=1, not {solver!r} with steps={steps}"
         )
     stochastic = (
         get_solver(solver).kind == "sde"
         or (options.get("eta") or 0) > 0
         or (options.get("s_churn") or 0) > 0
     )
-    if getattr(method, "needs_pairs", False) and stochastic:
+    if stochastic and not model.has_score:
         raise ValueError(
-            f"{method.name} is trained on coupled (noise, data) pairs, so its velocity does "
-            f"not give the score a stochastic sampler needs; use an ODE solver, not {solver!r}"
+            f"{model_label(model)} has no score (a model trained on coupled (noise, data) "
+            "pairs: its velocity does not give it), and a stochastic sampler needs one; "
+            f"use an ODE solver, not {solver!r}"
         )
-
-
-def infer_dim(model: PathModel) -> int:
-    """Data dimension of ``model``: ``model.dim``, ``model.net.dim`` or ``model.mixture.dim``."""
-    for owner in (model, getattr(model, "net", None), getattr(model, "mixture", None)):
-        dim = getattr(owner, "dim", None)
-        if isinstance(dim, int):
-            return dim
-    raise ValueError(f"cannot infer the data dimension of {type(model).__name__}; pass dim=")
 
 
 def _parameter(model: PathModel) -> torch.Tensor | None:
@@ -166,7 +157,7 @@ def generate(
             endpoints and record "endpoints".
         grid_options: options of the grid (e.g. ``{"rho": 5}`` for "edm");
             unknown ones raise ValueError.
-        dim: data dimension; inferred from the model if None.
+        dim: flat data dimension; default ``prod(model.sample_shape)``.
         batch_size: samples per solve; all at once if None.
         record_trajectory: keep the state at every grid point.
         dtype: working dtype; default the model's parameter dtype, else float32.
@@ -201,7 +192,7 @@ def generate(
     n_samples = _positive_int("n_samples", n_samples)
     batch_size = n_samples if batch_size is None else _positive_int("batch_size", batch_size)
     batch_size = min(batch_size, n_samples)
-    dim = infer_dim(model) if dim is None else _positive_int("dim", dim)
+    dim = sample_dim(model) if dim is None else _positive_int("dim", dim)
     param = _parameter(model)
     dtype = dtype or (param.dtype if param is not None else torch.float32)
     device = torch.device(device or (param.device if param is not None else "cpu"))

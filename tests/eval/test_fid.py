@@ -93,6 +93,34 @@ def test_one_pinned_extractor_per_dataset_family():
     assert coords.sha256 is None and frechet_distance_coords(x, x + 1.0) == pytest.approx(2.0)
 
 
+def test_every_image_dataset_declares_an_extractor_and_vectors_none():
+    from sfbench.data import DATASETS
+    from sfbench.eval.extractors import EXTRACTORS, extractor_name
+
+    kinds = {name: ds.kind for name, ds in DATASETS.items()}
+    assert {n for n, k in kinds.items() if k == "image"} == {"digits", "fashion_mnist", "cifar10"}
+    for name, ds in DATASETS.items():
+        if ds.kind == "image":
+            assert ds.fid_extractor in EXTRACTORS and ds.fid_extractor != "coords", name
+            assert extractor_name(ds) == ds.fid_extractor
+        else:
+            assert ds.fid_extractor is None and extractor_name(ds) == "coords", name
+
+
+def test_an_image_dataset_without_an_extractor_is_an_error_naming_it():
+    # Before datasets declared their extractor, a missing map entry meant FID on raw pixels.
+    import dataclasses
+
+    from sfbench.eval.extractors import extractor_name
+
+    bare = dataclasses.replace(DIGITS, name="my_digits", fid_extractor=None)
+    with pytest.raises(SfbenchError, match="image dataset 'my_digits' declares no fid_extractor"):
+        extractor_name(bare)
+    typo = dataclasses.replace(DIGITS, name="my_digits", fid_extractor="inceptoin")
+    with pytest.raises(SfbenchError, match="'my_digits' declares fid_extractor 'inceptoin'"):
+        extractor_name(typo)
+
+
 def test_missing_classifier_says_how_to_make_it(tmp_path):
     with pytest.raises(CheckpointError, match="sfbench classifier --dataset digits"):
         get_extractor("digits_classifier", str(tmp_path / "none.pt"))

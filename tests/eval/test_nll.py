@@ -97,7 +97,8 @@ def test_nfe_counts_velocity_evaluations_and_batches_agree():
     calls = []
 
     class Counting:
-        schedule = oracle.schedule
+        schedule, sample_shape = oracle.schedule, oracle.sample_shape
+        one_step, has_score = False, True
 
         def predict(self, y, t):
             calls.append(y.shape[0])

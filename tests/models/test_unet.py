@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sfbench.checkpoint import build_model, load_model, network_sample_shape, save_model
+from sfbench.checkpoint import build_model, load_model, save_model
 from sfbench.eval.nll import exact_divergence
 from sfbench.models import UNet, default_network, network_for
+from sfbench.models.registry import network_sample_shape
 
 TINY = {"base_channels": 8, "channel_mult": [1, 2], "num_res_blocks": 1}
 

@@ -63,10 +63,11 @@ def train_record(**overrides) -> dict:
 
 
 def test_run_holds_params_metrics_tags_and_artifacts(store, tmp_path, monkeypatch):
-    monkeypatch.setenv("SFBENCH_CONFIG_HASH", "abc123")
+    monkeypatch.setenv("SFBENCH_CONFIG_HASH", "from-the-environment")  # only the CLI reads it
     artifact = tmp_path / "train.json"
     artifact.write_text("{}")
-    with tracked(experiment=EXPERIMENT, job_key="train/moons/cfm/seed3", command="train") as t:
+    with tracked(experiment=EXPERIMENT, job_key="train/moons/cfm/seed3", command="train",
+                 config_hash="abc123") as t:
         t.log_record(train_record(), artifacts=[artifact])
     (run,) = all_runs(store)
     assert run.info.status == "FINISHED"
@@ -314,7 +315,11 @@ def test_a_missing_data_file_does_not_fail_the_job(store, capsys):
 
 
 def test_cli_data_and_train_jobs_fill_the_dataset_column(tmp_path):
-    """The records the CLI writes name their data the way the tracker reads it."""
+    """The records the CLI writes name their data the way the tracker reads it.
+
+    The data job takes the tracking flags before the command (how the workflow
+    passes them), the train job the experiment after it (the older form).
+    """
     import hashlib
 
     db = tmp_path / "m.db"
@@ -322,15 +327,17 @@ def test_cli_data_and_train_jobs_fill_the_dataset_column(tmp_path):
            if k not in ("SFBENCH_MLFLOW_EXPERIMENT", "SFBENCH_CONFIG_HASH")}
     env.update(MLFLOW_TRACKING_URI=f"sqlite:///{db}", OMP_NUM_THREADS="1")
     jobs = [
-        ("data", "--dataset", "moons", "--n-train", "64", "--n-test", "32",
+        ("--mlflow-experiment", EXPERIMENT, "--config-hash", "cfg1",
+         "data", "--dataset", "moons", "--n-train", "64", "--n-test", "32",
          "--out", "data/moons.npz", "--result", "data.json", "--job-key", "data/moons"),
         ("train", "--method", "cfm", "--dataset", "moons", "--data", "data/moons.npz",
          "--steps", "2", "--batch-size", "16", "--no-progress", "--out", "m.pt",
-         "--result", "train.json", "--job-key", "train/moons/cfm/seed0"),
+         "--result", "train.json", "--job-key", "train/moons/cfm/seed0",
+         "--mlflow-experiment", EXPERIMENT),
     ]
     for job in jobs:
         proc = subprocess.run(
-            [sys.executable, "-m", "sfbench", *job, "--mlflow-experiment", EXPERIMENT],
+            [sys.executable, "-m", "sfbench", *job],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
         )
         assert proc.returncode == 0, proc.stderr
@@ -339,4 +346,6 @@ def test_cli_data_and_train_jobs_fill_the_dataset_column(tmp_path):
     assert {k: v[:2] for k, v in dataset_inputs(runs["train/moons/cfm/seed0"]).items()} == {
         "moons/train": (digest, "training")}
     assert set(dataset_inputs(runs["data/moons"])) == {"moons/train", "moons/test"}
+    assert runs["data/moons"].data.tags["config_hash"] == "cfg1"
+    assert "config_hash" not in runs["train/moons/cfm/seed0"].data.tags
     assert experiment_tags(f"sqlite:///{db}")[KIND_TAG] == "custom_model_development"

@@ -23,6 +23,8 @@ class CallLog:
 
     def __init__(self, model):
         self.model, self.calls, self.times = model, [], []
+        self.sample_shape, self.one_step, self.has_score = (
+            model.sample_shape, model.one_step, model.has_score)
 
     @property
     def schedule(self):

@@ -104,17 +104,16 @@ def run(args) -> dict:
     else:
         oracle, oracle_note = _oracle_of(model, model_info["method"], ds.mixture)
         model_dtype = None
-    method = getattr(model, "method", None)
     cells = [(s, n) for s in args.solvers for n in args.steps]
     cells_note = None
-    if getattr(method, "one_step", False):
+    if model.one_step:
         cells, cells_note = [("euler", 1)], "one-step model: only euler with 1 step"
-    elif getattr(method, "needs_pairs", False):
+    elif not model.has_score:
         # sfbench.sampling.check_sampler: no stochastic sampler samples a paired model.
         cells = [c for c in cells if get_solver(c[0]).kind == "ode"]
         cells_note = "model trained on pairs: deterministic solvers only"
     if not cells:
-        raise SfbenchError(f"no solver of {args.solvers} can sample a {method.name} model")
+        raise SfbenchError(f"no solver of {args.solvers} can sample a {model_info['method']} model")
 
     tic = time.perf_counter()
     result = decompose(

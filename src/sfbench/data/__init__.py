@@ -14,7 +14,16 @@ A dataset draws ``n`` points for a (seed, split) pair. Two kinds:
   ``levels`` values, scaled to [-1, 1] (:mod:`sfbench.data.images`).
 
 ``shape`` is the shape of one sample ((2,) for 2-D data, (C, H, W) for
-images); ``dim`` is its number of elements.
+images); ``dim`` is its number of elements. ``kind`` is ``"image"`` for the
+discrete-pixel datasets and ``"vector"`` otherwise (the metric registry's
+kinds, :mod:`sfbench.eval.metrics`).
+
+Every image dataset declares ``fid_extractor``, the pinned feature extractor
+its FID and KID use (:data:`sfbench.eval.extractors.EXTRACTORS`): an image
+dataset is not comparable to another run's numbers without one, so
+:func:`sfbench.eval.extractors.extractor_name` refuses an image dataset that
+lacks it instead of falling back to raw pixels. Vector datasets have
+``fid_extractor = None`` (their Frechet distance is on the coordinates).
 """
 
 from __future__ import annotations
@@ -49,6 +58,12 @@ class Dataset:
     levels: int | None = None  # number of discrete pixel values; None for continuous data
     split_loader: SplitLoader | None = None  # fixed-split datasets only
     data_dir: str | None = None  # where split_loader looks for files (None: its defaults)
+    fid_extractor: str | None = None  # image datasets: the extractor of their FID / KID
+
+    @property
+    def kind(self) -> str:
+        """``"image"`` (discrete pixel levels: FID, KID, bits/dim) or ``"vector"``."""
+        return "vector" if self.levels is None else "image"
 
     @property
     def dim(self) -> int:
@@ -117,6 +132,7 @@ DATASETS: dict[str, Dataset] = {
             (1, 8, 8),
             levels=17,
             split_loader=images.digits_split,
+            fid_extractor="digits_classifier",
             description="scikit-learn's 8x8 digits, values 0..16, fixed split "
             f"{images.DIGITS_N_TRAIN}/{1797 - images.DIGITS_N_TRAIN}, stratified "
             f"(seed {images.DIGITS_SPLIT_SEED})",
@@ -126,6 +142,7 @@ DATASETS: dict[str, Dataset] = {
             (1, 28, 28),
             levels=256,
             split_loader=images.fashion_mnist_split,
+            fid_extractor="inception_fid",
             description="Fashion-MNIST 28x28 grey, 60000/10000 (IDX files)",
         ),
         Dataset(
@@ -133,6 +150,7 @@ DATASETS: dict[str, Dataset] = {
             (3, 32, 32),
             levels=256,
             split_loader=images.cifar10_split,
+            fid_extractor="inception_fid",
             description="CIFAR-10 32x32 RGB, 50000/10000 (python pickle batches)",
         ),
     )

@@ -126,7 +126,7 @@ def decompose(
     for solver, _steps in cells:
         if get_solver(solver).adaptive:
             raise ValueError(f"{solver!r} is adaptive; the cells are fixed-step solvers")
-    one_step = bool(getattr(getattr(model, "method", None), "one_step", False))
+    one_step = model.one_step
     test = np.asarray(test, dtype=np.float64)
 
     tic = time.perf_counter()

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
-from sfbench.model import PathModel
+from sfbench.model import PathModel, model_label
 
 Velocity = Callable[[Tensor], Tensor]
 #: A divergence estimator: (velocity at fixed t, x [B, ...]) -> (v [B, ...], div v [B]).
@@ -206,11 +206,12 @@ def nll_nats(
     Returns:
         :class:`NLLResult`, with log p_{t_end}(x) = prior_logp + delta_logp.
     """
-    method = getattr(model, "method", None)
-    if getattr(method, "one_step", False):
+    if model.one_step:
         # A distilled map is trained at t_start only: it defines no ODE whose
         # change of variables would give a density.
-        raise ValueError(f"{method.name} is a one-step model: it has no likelihood via the ODE")
+        raise ValueError(
+            f"{model_label(model)} is a one-step model: it has no likelihood via the ODE"
+        )
     if divergence not in DIVERGENCES:
         raise ValueError(f"unknown divergence {divergence!r}; valid: {', '.join(DIVERGENCES)}")
     if n_probes < 1:

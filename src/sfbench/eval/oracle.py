@@ -27,10 +27,17 @@ from sfbench.paths import Prediction, Schedule
 
 
 class GaussianMixtureOracle:
-    """Exact (x0, eps, score) on the path ``schedule`` for mixture data."""
+    """Exact (x0, eps, score) on the path ``schedule`` for mixture data.
+
+    Its flow and its score are exact at every t, so every sampler samples it.
+    """
+
+    one_step = False
+    has_score = True
 
     def __init__(self, mixture: GaussianMixture, schedule: Schedule):
         self.mixture, self.schedule = mixture, schedule
+        self.sample_shape: tuple[int, ...] = (mixture.dim,)
 
     def _components(self, x: Tensor, t: Tensor):
         c = self.schedule(t)

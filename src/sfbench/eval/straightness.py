@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from sfbench.model import PathModel
+from sfbench.model import PathModel, model_label
 from sfbench.sampling import SampleBatch, generate
 from sfbench.solvers import get_grid, get_solver
 
@@ -121,9 +121,9 @@ def straightness(
             one-step model (its network is valid at t_start only; its sample
             path, one Euler step, is straight by construction: S = 0, E = 1).
     """
-    if getattr(getattr(model, "method", None), "one_step", False):
+    if model.one_step:
         raise ValueError(
-            f"{model.method.name} is a one-step model: its sample path is one straight Euler "
+            f"{model_label(model)} is a one-step model: its sample path is one straight Euler "
             "step (straightness 0, path energy 1 by construction) and its velocity is not "
             "defined after t_start, so there is no flow to measure"
         )
@@ -197,7 +197,7 @@ def flow_record(model: PathModel, n_samples: int, seed: int, steps: int = 100) -
     A one-step model (distill) gets S = 0 and E = 1 marked ``by_construction``:
     its sample path is one straight Euler step, and it has no flow to integrate.
     """
-    if getattr(getattr(model, "method", None), "one_step", False):
+    if model.one_step:
         return {
             "straightness": 0.0, "normalized_path_energy": 1.0, "by_construction": True,
             "note": "one-step model: its sample path is one straight Euler step",

@@ -54,6 +54,7 @@ class MLP(nn.Module):
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
         self.dim = dim
+        self.sample_shape = (dim,)  # what NetworkModel declares
         self.time_embed = nn.Sequential(
             SinusoidalEmbedding(time_embed_dim),
             nn.Linear(time_embed_dim, width),

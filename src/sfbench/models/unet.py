@@ -109,6 +109,7 @@ class UNet(nn.Module):
                 f"{len(channel_mult)} resolutions (channel_mult {list(channel_mult)}) need"
             )
         self.shape, self.dim = shape, math.prod(shape)
+        self.sample_shape = shape  # what NetworkModel declares
         emb_dim = time_embed_dim or 4 * base_channels
         self.time_embed = nn.Sequential(
             SinusoidalEmbedding(base_channels + base_channels % 2),

@@ -32,6 +32,19 @@ class CountingModel:
     def schedule(self) -> Schedule:
         return self.model.schedule
 
+    # The wrapped model's declared capabilities: a counted model is the same model.
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return self.model.sample_shape
+
+    @property
+    def one_step(self) -> bool:
+        return self.model.one_step
+
+    @property
+    def has_score(self) -> bool:
+        return self.model.has_score
+
     def predict(self, x: Tensor, t: Tensor | float) -> Prediction:
         self.nfe += 1
         return self.model.predict(x, t)

@@ -29,7 +29,7 @@ import os
 import sys
 from collections.abc import Mapping
 
-from sfbench.commands.common import positive_int
+from sfbench.argtypes import positive_int
 from sfbench.errors import SfbenchError
 
 COMMANDS = (

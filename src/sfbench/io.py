@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sfbench.errors import DataFileError, OutputWriteError
+from sfbench.errors import DataFileError, OutputWriteError, SfbenchError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -132,3 +132,18 @@ def environment() -> dict:
         except importlib.metadata.PackageNotFoundError:
             env[name.lower()] = None
     return env
+
+
+def read_yaml(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path) as f:
+            values = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise SfbenchError(f"config file {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise SfbenchError(f"config file {path} must hold a mapping of settings")
+    return values

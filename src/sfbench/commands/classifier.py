@@ -7,7 +7,8 @@ are written next to every FID computed with it.
 
 from __future__ import annotations
 
-from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_result
 from sfbench.errors import SfbenchError
 
 

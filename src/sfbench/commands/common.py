@@ -8,20 +8,6 @@ from sfbench.commands.names import METHODS
 from sfbench.errors import SfbenchError
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
 def add_result(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--result", required=True, help="JSON file for the settings and the result of this job"
@@ -76,18 +62,3 @@ def load_path_model(args) -> tuple[object, dict]:
         "dataset": dataset.name,
         "schedule": schedule.describe(),
     }
-
-
-def read_yaml(path: str) -> dict:
-    import yaml
-
-    try:
-        with open(path) as f:
-            values = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file not found: {path}") from None
-    except yaml.YAMLError as err:
-        raise SfbenchError(f"config file {path} is not valid YAML: {err}") from None
-    if not isinstance(values, dict):
-        raise SfbenchError(f"config file {path} must hold a mapping of settings")
-    return values

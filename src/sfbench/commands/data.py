@@ -8,7 +8,8 @@ values a subset chosen by ``--data-seed``. Arrays are float32, vectors
 
 from __future__ import annotations
 
-from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_result
 from sfbench.commands.names import DATASETS
 
 

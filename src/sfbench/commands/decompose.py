@@ -15,13 +15,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from sfbench.commands.common import (
-    add_model_source,
-    add_result,
-    load_path_model,
-    non_negative_int,
-    positive_int,
-)
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_model_source, add_result, load_path_model
 from sfbench.errors import SfbenchError
 
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_result
 from sfbench.errors import SfbenchError
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from sfbench.commands.common import add_result, non_negative_int, positive_int
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_result
 
 
 def add_parser(sub):

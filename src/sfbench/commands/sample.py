@@ -7,13 +7,8 @@ adaptive solvers use the two endpoints only. Solver options: ``--eta``,
 
 from __future__ import annotations
 
-from sfbench.commands.common import (
-    add_model_source,
-    add_result,
-    load_path_model,
-    non_negative_int,
-    positive_int,
-)
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_model_source, add_result, load_path_model
 from sfbench.commands.names import SOLVERS
 
 

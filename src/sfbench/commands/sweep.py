@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sfbench.commands.common import add_model_source, add_result, non_negative_int, positive_int
+from sfbench.commands.common import add_model_source, add_result
 from sfbench.errors import SfbenchError
 from sfbench.sweep.flags import add_flags, check_one_source, config_from_flags
 
@@ -56,7 +56,7 @@ def add_parser(sub):
     images.add_argument("--classifier", help="digits classifier file (digits FID)")
     images.add_argument("--fid-features", help="cached features of the FID reference split "
                         "(written by `sfbench reference`, only read here)")
-    add_flags(p, positive_int, non_negative_int)
+    add_flags(p)
     add_result(p)
     return p
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sys
 
-from sfbench.commands.common import add_result, non_negative_int, positive_int, read_yaml
+from sfbench.argtypes import non_negative_int, positive_int
+from sfbench.commands.common import add_result
 from sfbench.commands.names import METHODS, PAIRED_METHODS
 from sfbench.errors import SfbenchError
 
@@ -94,6 +95,8 @@ def run(args) -> dict:
     method = get_method(args.method)  # fail fast, listing the valid names
     _check_pairs_flags(args, method)
     ds = get_dataset(args.dataset, args.data_dir)
+    from sfbench.io import read_yaml
+
     values = read_yaml(args.config) if args.config else {}
     values.update(method=args.method, seed=args.seed)
     values.update({k: getattr(args, k) for k in FLAG_SETTINGS if getattr(args, k) is not None})

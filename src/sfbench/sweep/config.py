@@ -204,7 +204,7 @@ class SweepConfig:
 
     @classmethod
     def from_yaml(cls, path: str) -> SweepConfig:
-        from sfbench.commands.common import read_yaml
+        from sfbench.io import read_yaml
 
         try:
             return cls.from_dict(read_yaml(path))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from sfbench.argtypes import non_negative_int, positive_int
 from sfbench.errors import SfbenchError
 
 
@@ -67,7 +68,7 @@ FLAGS = {
 }
 
 
-def add_flags(p: argparse.ArgumentParser, positive_int, non_negative_int) -> None:
+def add_flags(p: argparse.ArgumentParser) -> None:
     """The sweep-setting flags (all default None: "not given")."""
     g = p.add_argument_group("sweep settings as flags (by hand; not with --config)")
     g.add_argument("--solvers", nargs="+",

@@ -4,7 +4,7 @@ Both sides compute tr(dv/dx) per sample of the same velocity field (a
 rectified-flow model with the digits' default U-Net, or the MLP, at 64
 dimensions) on the same batch:
 
-- ``vectorised``: :func:`sfbench.eval.nll.exact_divergence`, one forward pass
+- ``vectorised``: :func:`sfbench.eval.divergence.exact_divergence`, one forward pass
   and the 64 basis vector-Jacobian products batched by ``torch.func.vmap``;
 - ``loop``: the textbook loop, one forward pass and 64 ``torch.autograd.grad``
   calls, d v_k / d x_k summed over k.
@@ -14,7 +14,7 @@ noise hits both alike; the figure is the ratio of median wall times. The two
 results are checked to agree before timing.
 
 Hutchinson throughput: samples per second of
-:func:`sfbench.eval.nll.hutchinson_divergence` with one Rademacher probe (what
+:func:`sfbench.eval.divergence.hutchinson_divergence` with one Rademacher probe (what
 NLL uses beyond 64 dimensions), timed against the exact trace on the same
 batch; its speed-up over exact is the ratio guarded.
 
@@ -30,7 +30,7 @@ import torch
 
 from benchmarks.reporting import emit, interleaved_medians, ratio
 from sfbench.checkpoint import build_model
-from sfbench.eval.nll import exact_divergence, hutchinson_divergence, rademacher_probes
+from sfbench.eval.divergence import exact_divergence, hutchinson_divergence, rademacher_probes
 from sfbench.models import default_network
 
 DIM = 64

@@ -30,6 +30,7 @@ import hashlib
 import io
 import os
 import pickle
+import random
 import re
 import warnings
 from pathlib import Path
@@ -184,3 +185,28 @@ def load_model(path: str | os.PathLike) -> NetworkModel:
         raise CheckpointError(f"{path}: weights do not fit the network: {err}") from None
     model.meta = obj.get("meta", {})
     return model.eval()
+
+
+def rng_states(generator: torch.Generator) -> dict:
+    """Every RNG state as tensors and plain values, which load without unpickling code."""
+    # numpy's legacy state is (name, MT19937 key as a uint32 array, pos, has_gauss, gauss);
+    # the key goes in as an int64 tensor, which holds every uint32 exactly.
+    name, key, *position = np.random.get_state()
+    return {
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), *position),
+        "python": random.getstate(),  # (version, tuple of ints, None)
+    }
+
+
+def set_rng_states(states: dict, generator: torch.Generator) -> None:
+    """Restore what :func:`rng_states` captured (a resumed run continues the same draws)."""
+    generator.set_state(states["generator"])
+    torch.set_rng_state(states["torch"])
+    if states.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    name, key, *position = states["numpy"]  # the key: a tensor, or an array in older checkpoints
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *position))
+    random.setstate(states["python"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import random
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +25,9 @@ from sfbench.checkpoint import (
     build_model,
     load_file,
     network_sample_shape,
+    rng_states,
     save_atomic,
+    set_rng_states,
 )
 from sfbench.errors import NonFiniteLossError
 from sfbench.losses import training_loss
@@ -143,30 +144,6 @@ def _resolve_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
     return torch.device(dev), bf16
 
 
-def _rng_states(generator: torch.Generator) -> dict:
-    """Every RNG state as tensors and plain values, which load without unpickling code."""
-    # numpy's legacy state is (name, MT19937 key as a uint32 array, pos, has_gauss, gauss);
-    # the key goes in as an int64 tensor, which holds every uint32 exactly.
-    name, key, *position = np.random.get_state()
-    return {
-        "generator": generator.get_state(),
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "numpy": (name, torch.from_numpy(key.astype(np.int64)), *position),
-        "python": random.getstate(),  # (version, tuple of ints, None)
-    }
-
-
-def _set_rng_states(states: dict, generator: torch.Generator) -> None:
-    generator.set_state(states["generator"])
-    torch.set_rng_state(states["torch"])
-    if states.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    name, key, *position = states["numpy"]  # the key: a tensor, or an array in older checkpoints
-    np.random.set_state((name, np.asarray(key, dtype=np.uint32), *position))
-    random.setstate(states["python"])
-
-
 def _as_training_array(values, what: str, network: dict, device) -> torch.Tensor:
     array = torch.as_tensor(np.asarray(values), dtype=torch.float32, device=device)
     shape = network_sample_shape(network)
@@ -232,7 +209,7 @@ def train(
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        _set_rng_states(state["rng"], gen)
+        set_rng_states(state["rng"], gen)
         step, history, window = state["step"], state["history"], state["window"]
         earlier_seconds = state["wall_seconds"]
     resumed_from = step
@@ -246,7 +223,7 @@ def train(
                 "ema": ema.state_dict(),
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
-                "rng": _rng_states(gen),
+                "rng": rng_states(gen),
                 "history": history,
                 "window": window,  # losses since the last log line, so logs resume too
                 "wall_seconds": earlier_seconds + time.perf_counter() - start,

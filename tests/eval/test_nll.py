@@ -8,7 +8,8 @@ import torch
 
 from sfbench.data import get_dataset
 from sfbench.data.gmm import GaussianMixture
-from sfbench.eval.nll import exact_divergence, nll_nats
+from sfbench.eval.divergence import exact_divergence
+from sfbench.eval.nll import nll_nats
 from sfbench.eval.oracle import GaussianMixtureOracle
 from sfbench.methods import get_method
 from sfbench.model import NetworkModel
@@ -225,7 +226,7 @@ def test_auto_divergence_is_exact_up_to_64_dimensions():
 
 
 def test_rademacher_probes_depend_on_the_sample_index_only():
-    from sfbench.eval.nll import rademacher_probes
+    from sfbench.eval.divergence import rademacher_probes
 
     whole = rademacher_probes(5, 0, (6, 3, 2), 4, torch.float64)
     part = rademacher_probes(5, 2, (4, 3, 2), 4, torch.float64)

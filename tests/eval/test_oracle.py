@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from sfbench.data import get_dataset
-from sfbench.eval.nll import exact_divergence
+from sfbench.eval.divergence import exact_divergence
 from sfbench.eval.oracle import GaussianMixtureOracle
 from sfbench.paths import SCHEDULES, RectifiedFlowSchedule, VESchedule, VPSchedule
 

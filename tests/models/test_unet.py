@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sfbench.checkpoint import build_model, load_model, save_model
-from sfbench.eval.nll import exact_divergence
+from sfbench.eval.divergence import exact_divergence
 from sfbench.models import UNet, default_network, network_for
 from sfbench.models.registry import network_sample_shape
 

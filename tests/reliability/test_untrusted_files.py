@@ -18,7 +18,7 @@ import torch
 from conftest import SMALL_NET, model_file
 
 import sfbench.train as T
-from sfbench.checkpoint import CHECKPOINT_NAME, load_file, save_atomic
+from sfbench.checkpoint import CHECKPOINT_NAME, load_file, rng_states, save_atomic, set_rng_states
 from sfbench.data import get_dataset
 from sfbench.errors import CheckpointError
 from sfbench.eval.classifier import load_classifier
@@ -162,7 +162,7 @@ def test_every_rng_state_round_trips_through_a_checkpoint_file(tmp_path, monkeyp
     random.seed(3)
     np.random.normal(size=7)  # a cached Gaussian in numpy's legacy state, too
     gen = torch.Generator().manual_seed(3)
-    save_atomic({"rng": T._rng_states(gen)}, tmp_path / CHECKPOINT_NAME)
+    save_atomic({"rng": rng_states(gen)}, tmp_path / CHECKPOINT_NAME)
 
     def draws():
         return (np.random.get_state()[1].copy(), np.random.normal(size=5), random.random(),
@@ -170,7 +170,7 @@ def test_every_rng_state_round_trips_through_a_checkpoint_file(tmp_path, monkeyp
 
     expected = draws()
     draws()  # move every generator on
-    T._set_rng_states(load_file(tmp_path / CHECKPOINT_NAME, "checkpoint")["rng"], gen)
+    set_rng_states(load_file(tmp_path / CHECKPOINT_NAME, "checkpoint")["rng"], gen)
     for got, want in zip(draws(), expected, strict=True):
         if isinstance(want, torch.Tensor):
             assert torch.equal(got, want)

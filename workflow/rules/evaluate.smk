@@ -8,21 +8,13 @@
 
 
 rule nll:
-    input:
-        unpack(per_model(JobPlan.model_inputs)),
-        code=code_inputs("nll"),
-    output:
-        result=paths.NLL,
-    wildcard_constraints:
-        dataset=one_of(PLAN.datasets(IMAGE)),
-    log:
-        paths.log("nll"),
-    benchmark:
-        paths.benchmark("nll")
-    params:
-        **job_params("nll", per_model(cmd.nll_flags), parent=True),
-    conda:
-        CONDA
+    input: unpack(per_model(JobPlan.model_inputs)), code=code_inputs("nll")
+    output: result=paths.NLL
+    wildcard_constraints: dataset=one_of(PLAN.datasets(IMAGE))
+    log: paths.log("nll")
+    benchmark: paths.benchmark("nll")
+    params: **job_params("nll", per_model(cmd.nll_flags), parent=True)
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} evaluate --nll --model {input.model}"
         " --data {input.data} {params.flags} --result {output.result}"
@@ -30,19 +22,12 @@ rule nll:
 
 
 rule decompose:
-    input:
-        unpack(per_model(JobPlan.model_inputs)),
-        code=code_inputs("decompose"),
-    output:
-        result=paths.DECOMPOSE,
-    log:
-        paths.log("decompose"),
-    benchmark:
-        paths.benchmark("decompose")
-    params:
-        **job_params("decompose", lambda w: cmd.decompose_flags(PLAN), parent=True),
-    conda:
-        CONDA
+    input: unpack(per_model(JobPlan.model_inputs)), code=code_inputs("decompose")
+    output: result=paths.DECOMPOSE
+    log: paths.log("decompose")
+    benchmark: paths.benchmark("decompose")
+    params: **job_params("decompose", lambda w: cmd.decompose_flags(PLAN), parent=True)
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} decompose --model {input.model}"
         " --data {input.data} {params.flags} --result {output.result}"

@@ -5,9 +5,7 @@
 
 
 rule report:
-    input:
-        unpack(lambda w: PLAN.report_inputs()),
-        code=code_inputs("report"),
+    input: unpack(lambda w: PLAN.report_inputs()), code=code_inputs("report")
     output:
         documents=PLAN.report_documents(),
         tables=[report(p, category="Tables", caption="../report/table.rst")
@@ -15,14 +13,10 @@ rule report:
         figures=[report(p, category="Figures", caption="../report/figure.rst")
                  for p in PLAN.report_files("figures")],
         result=paths.REPORT_RESULT,
-    log:
-        "logs/report/report.log",
-    benchmark:
-        "logs/benchmarks/report/report.tsv"
-    params:
-        **job_params("report", lambda w: cmd.report_flags(PLAN)),
-    conda:
-        CONDA
+    log: "logs/report/report.log"
+    benchmark: "logs/benchmarks/report/report.tsv"
+    params: **job_params("report", lambda w: cmd.report_flags(PLAN))
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} report {params.flags}"
         " --results {input.data} {input.reference} {input.classifier} {input.train}"

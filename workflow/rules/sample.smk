@@ -8,20 +8,14 @@
 
 
 rule sweep:
-    input:
-        unpack(per_model(JobPlan.sweep_inputs)),
-        code=code_inputs("sweep"),
-    output:
-        **paths.sweep_outputs(nll=False),
-    log:
-        paths.log("sweep"),
-    benchmark:
-        paths.benchmark("sweep")
+    input: unpack(per_model(JobPlan.sweep_inputs)), code=code_inputs("sweep")
+    output: **paths.sweep_outputs(nll=False)
+    log: paths.log("sweep")
+    benchmark: paths.benchmark("sweep")
     params:
         **job_params("sweep", per_model(cmd.sweep_flags), parent=True),
         nll=output_flag("--nll-result", "nll"),
-    conda:
-        CONDA
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} sweep --model {input.model}"
         " --data {input.data} --config {input.config} {params.flags} {params.nll}"
@@ -30,8 +24,7 @@ rule sweep:
 
 
 use rule sweep as sweep_nll with:
-    output:
-        **paths.sweep_outputs(nll=True),
+    output: **paths.sweep_outputs(nll=True)
     wildcard_constraints:
         dataset=one_of(PLAN.datasets(VECTOR)),
         method=one_of(sorted({m.method for m in PLAN.models() if m.has_nll})),

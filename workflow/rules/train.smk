@@ -8,57 +8,37 @@
 # resources/train_config/[images/]<method>.yaml (`sfbench train --config`) and
 # resources/sweep_config/<block>[_one_step].yaml (`sfbench sweep --config`).
 rule job_config:
-    output:
-        paths.JOB_CONFIG,
+    output: paths.JOB_CONFIG
     wildcard_constraints:
         kind="train|sweep",
         name=r"(images/)?[A-Za-z0-9_]+",
-    log:
-        "logs/{kind}_config/{name}.log",
-    params:
-        settings=lambda w: config_text(w.kind, job_config(PLAN, w.kind, w.name)),
+    log: "logs/{kind}_config/{name}.log"
+    params: settings=lambda w: config_text(w.kind, job_config(PLAN, w.kind, w.name))
     localrule: True
-    conda:
-        CONDA
+    conda: CONDA
     shell:
         "printf '%s\\n' {params.settings:q} > {output} 2> {log}"
 
 
 rule pairs:
-    input:
-        unpack(per_model(JobPlan.pairs_inputs)),
-        code=code_inputs("pairs"),
-    output:
-        pairs=paths.PAIRS,
-        result=paths.PAIRS_RECORD,
-    log:
-        paths.log("pairs"),
-    benchmark:
-        paths.benchmark("pairs")
-    params:
-        **job_params("pairs", per_model(cmd.pairs_flags)),
-    conda:
-        CONDA
+    input: unpack(per_model(JobPlan.pairs_inputs)), code=code_inputs("pairs")
+    output: pairs=paths.PAIRS, result=paths.PAIRS_RECORD
+    log: paths.log("pairs")
+    benchmark: paths.benchmark("pairs")
+    params: **job_params("pairs", per_model(cmd.pairs_flags))
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} reflow-pairs --model {input.model}"
         " {params.flags} --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
 
 rule train:
-    input:
-        unpack(per_model(JobPlan.train_inputs)),
-        code=code_inputs("train"),
-    output:
-        model=paths.MODEL,
-        result=paths.TRAIN_RECORD,
-    log:
-        paths.log("train"),
-    benchmark:
-        paths.benchmark("train")
-    params:
-        **job_params("train", per_model(cmd.train_flags)),
-    conda:
-        CONDA
+    input: unpack(per_model(JobPlan.train_inputs)), code=code_inputs("train")
+    output: model=paths.MODEL, result=paths.TRAIN_RECORD
+    log: paths.log("train")
+    benchmark: paths.benchmark("train")
+    params: **job_params("train", per_model(cmd.train_flags))
+    conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} train --method {wildcards.method}"
         " --dataset {wildcards.dataset} {params.flags} --config {input.config} --no-progress"

@@ -10,7 +10,7 @@
 rule job_config:
     output: paths.JOB_CONFIG
     wildcard_constraints:
-        kind="train|sweep",
+        kind=one_of(paths.JOB_CONFIG_KINDS),
         name=r"(images/)?[A-Za-z0-9_]+",
     log: "logs/{kind}_config/{name}.log"
     params: settings=lambda w: config_text(w.kind, job_config(PLAN, w.kind, w.name))

@@ -17,8 +17,9 @@ REFERENCE = "results/reference/{dataset}.json"
 REFERENCE_FEATURES = "results/reference/{dataset}_features.npz"  # image test-split features
 CLASSIFIER = "results/models/fid_classifier/{dataset}.pt"
 CLASSIFIER_RECORD = "results/train/fid_classifier/{dataset}.json"
-#: Settings files the jobs read (``{kind}``: train or sweep; ``{name}``: see JobPlan).
+#: Settings files the jobs read (``{kind}``: one of JOB_CONFIG_KINDS; ``{name}``: JobPlan's).
 JOB_CONFIG = "resources/{kind}_config/{name}.yaml"
+JOB_CONFIG_KINDS = ("train", "sweep")
 
 MODEL = f"results/models/{MODEL_JOB}.pt"
 TRAIN_RECORD = f"results/train/{MODEL_JOB}.json"
@@ -33,6 +34,17 @@ DECOMPOSE = f"results/decompose/{MODEL_JOB}.json"
 
 REPORT_DIR = "results/report"
 REPORT_RESULT = f"{REPORT_DIR}/result.json"  # the report job's own record
+
+#: Every per-job output pattern (the report's files come from its manifest).
+JOB_OUTPUTS = (DATA, DATA_RECORD, REFERENCE, REFERENCE_FEATURES, CLASSIFIER, CLASSIFIER_RECORD,
+               *(JOB_CONFIG.replace("{kind}", kind) for kind in JOB_CONFIG_KINDS),
+               MODEL, TRAIN_RECORD, CHECKPOINTS, PAIRS, PAIRS_RECORD, SWEEP, SAMPLES, PLOT, NLL,
+               DECOMPOSE)
+
+
+def directory(pattern: str) -> str:
+    """The fixed directory a pattern's files lie under (up to its first wildcard)."""
+    return pattern.split("{")[0].rsplit("/", 1)[0]
 
 
 def log(stage: str, job: str = MODEL_JOB) -> str:

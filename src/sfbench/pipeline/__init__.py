@@ -2,7 +2,7 @@
 
 | module | one concept |
 |---|---|
-| ``registries`` | what the plan asks the package registries (data kind, FID extractor, one-step / paired methods, valid names) |
+| ``registries`` | what the plan asks the registries: data kind, FID extractor, method traits |
 | ``validate`` | a preset's schema and cross-field checks, with registry names injected |
 | ``paths`` | every output path pattern, once |
 | ``plan`` | :class:`JobPlan`: the models of a preset, their jobs and files, the report's contents |

@@ -96,7 +96,8 @@ def nll_flags(plan: JobPlan, model: Model) -> str:
     return _join("--vlb" if vlb else "", f"--dataset {model.dataset}",
                  data_dir_flag(plan, model.dataset), f"--n-test {nll['n_points']}",
                  f"--rtol {nll['rtol']} --atol {nll['atol']}",
-                 f"--divergence {nll.get('divergence', 'auto')} --n-probes {nll.get('n_probes', 1)}")
+                 f"--divergence {nll.get('divergence', 'auto')}",
+                 f"--n-probes {nll.get('n_probes', 1)}")
 
 
 def decompose_flags(plan: JobPlan) -> str:

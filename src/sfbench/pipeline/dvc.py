@@ -75,6 +75,12 @@ def outputs() -> list[tuple[str, bool]]:
     return [(p, True) for p in top] + report_outputs()
 
 
+def stage_paths() -> list[str]:
+    """Every path of the stage: its outs, metrics and plots."""
+    extra = [f"{paths.REPORT_DIR}/{METRICS}", f"{paths.REPORT_DIR}/{CURVES}"]
+    return [p for p, _ in outputs()] + extra
+
+
 def _entry(path: str, settings: dict) -> str:
     lines = [f"      - {path}:"] + [f"          {k}: {_yaml(v)}" for k, v in settings.items()]
     return "\n".join(lines)
@@ -88,9 +94,9 @@ def render() -> str:
     """The text of dvc.yaml."""
     outs = [_entry(p, {"persist": True} if cached else {"cache": False, "persist": True})
             for p, cached in outputs()]
-    metrics = [_entry(f"{paths.REPORT_DIR}/{METRICS}", {"cache": False, "persist": True})]
-    plots = [_entry(f"{paths.REPORT_DIR}/{CURVES}",
-                    {"cache": False, "persist": True, **CURVES_PLOT})]
+    metrics_path, curves_path = stage_paths()[-2:]
+    metrics = [_entry(metrics_path, {"cache": False, "persist": True})]
+    plots = [_entry(curves_path, {"cache": False, "persist": True, **CURVES_PLOT})]
     return (
         HEADER
         + "    # Every directory the rules write: the job plan's output patterns\n"

@@ -25,8 +25,8 @@ report: "workflow/report/workflow.rst"  # the overview of `snakemake --report`
 
 
 wildcard_constraints:
-    dataset=r"[A-Za-z0-9_]+",
-    method=r"[A-Za-z0-9_]+",
+    dataset=NAME,
+    method=NAME,
     seed=r"\d+",
 
 

@@ -18,7 +18,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 # every job that trains or samples a network on the gpu preset
-GPU_RULES = ("train", "sweep", "sweep_nll", "classifier", "image_reference")
+GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference")
 
 
 def snakemake_bin() -> str:

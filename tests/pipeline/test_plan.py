@@ -74,7 +74,7 @@ def test_one_step_models_have_no_nll_and_every_other_model_exactly_one(preset):
         assert writers[model.path(paths.NLL)] == (0 if registries.one_step(model.method) else 1)
         nll_rule = next((j.rule for j in plan.jobs() if model.path(paths.NLL) in j.outputs), None)
         if not model.one_step:  # vector data: in the sweep job; images: a job of its own
-            assert nll_rule == ("sweep_nll" if model.kind == "vector" else "nll")
+            assert nll_rule == ("sweep" if model.kind == "vector" else "nll")
     assert all(m.has_nll for m in plan.models() if m.path(paths.NLL) in plan.report_inputs()["nll"])
 
 

@@ -26,6 +26,7 @@ except InvalidConfig as error:
     raise WorkflowError(str(error)) from None
 
 PLAN = JobPlan(config)
+NAME = r"[A-Za-z0-9_]+"  # a dataset or method name in a path
 CONDA = "../envs/sfbench.yaml"
 CONDA_RUN = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
 

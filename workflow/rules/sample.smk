@@ -3,13 +3,16 @@
 # evaluating each sample set against the test split. One process per model
 # instead of one per cell: a process start costs ~4 s (torch, MLflow), more than
 # many cells compute (BENCHMARKS.md). On vector data the job also writes the
-# model's NLL (sweep_nll); images have NLL jobs of their own (evaluate.smk), and
-# a one-step map has no ODE and so no NLL.
+# model's NLL; images have NLL jobs of their own (evaluate.smk), and a one-step
+# map has no ODE and so no NLL: their sweeps are the variant sweep_no_nll.
 
 
 rule sweep:
     input: unpack(per_model(JobPlan.sweep_inputs)), code=code_inputs("sweep")
-    output: **paths.sweep_outputs(nll=False)
+    output: **paths.sweep_outputs(nll=True)
+    wildcard_constraints:
+        dataset=one_of(PLAN.datasets(VECTOR)),
+        method=one_of(sorted({m.method for m in PLAN.models() if m.has_nll})),
     log: paths.log("sweep")
     benchmark: paths.benchmark("sweep")
     params:
@@ -23,11 +26,9 @@ rule sweep:
         " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"
 
 
-use rule sweep as sweep_nll with:
-    output: **paths.sweep_outputs(nll=True)
-    wildcard_constraints:
-        dataset=one_of(PLAN.datasets(VECTOR)),
-        method=one_of(sorted({m.method for m in PLAN.models() if m.has_nll})),
+use rule sweep as sweep_no_nll with:
+    output: **paths.sweep_outputs(nll=False)
+    wildcard_constraints: dataset=NAME, method=NAME
 
 
-ruleorder: sweep_nll > sweep
+ruleorder: sweep > sweep_no_nll

@@ -22,12 +22,10 @@ from sfbench import provenance
 RULE_COMMANDS = {
     "data": "data",
     "reference": "reference",
-    "image_reference": "reference",
     "classifier": "classifier",
     "train": "train",
     "pairs": "reflow_pairs",
     "sweep": "sweep",
-    "sweep_nll": "sweep",
     "nll": "evaluate",
     "decompose": "decompose",
     "report": "report",

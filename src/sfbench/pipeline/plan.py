@@ -233,7 +233,7 @@ class JobPlan:
             if m.needs_pairs:
                 jobs.append(Job("pairs", (m.path(paths.PAIRS), m.path(paths.PAIRS_RECORD))))
             sweep = paths.sweep_outputs(nll=m.nll_in_sweep)
-            jobs.append(Job("sweep_nll" if m.nll_in_sweep else "sweep",
+            jobs.append(Job("sweep" if m.nll_in_sweep else "sweep_no_nll",
                             tuple(m.path(p) for p in sweep.values())))
             if m.has_nll and not m.nll_in_sweep:
                 jobs.append(Job("nll", (m.path(paths.NLL),)))

@@ -15,6 +15,7 @@ one-step map has no ODE and so no NLL, and is swept by one Euler step) and
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -97,12 +98,16 @@ class JobPlan:
     def models(self) -> list[Model]:
         return [m for b in ("main", "images", "reflow") for m in self.block_models(b)]
 
+    @functools.cached_property
+    def _by_wildcards(self) -> dict[tuple, Model]:
+        return {(m.dataset, m.method, m.seed): m for m in self.models()}
+
     def model(self, dataset: str, method: str, seed) -> Model:
-        """The model of a job's wildcards."""
-        for m in self.models():
-            if (m.dataset, m.method, m.seed) == (dataset, method, int(seed)):
-                return m
-        raise KeyError(f"no model {dataset}/{method}/seed{seed} in this preset")
+        """The model of a job's wildcards (every input function asks: an index)."""
+        try:
+            return self._by_wildcards[(dataset, method, int(seed))]
+        except KeyError:
+            raise KeyError(f"no model {dataset}/{method}/seed{seed} in this preset") from None
 
     def teacher(self, model: Model) -> Model:
         """The model whose ODE makes the pairs a paired model is trained on."""

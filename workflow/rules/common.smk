@@ -2,6 +2,7 @@
 # which jobs exist, their files, settings and flags; the rules only wire them.
 
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -11,8 +12,8 @@ try:
     from sfbench.pipeline import InvalidConfig, JobPlan, validate_config
 except ImportError:
     raise WorkflowError(
-        "the sfbench package is not importable by Snakemake's interpreter; run "
-        "`bash scripts/install.sh` and start `.venv/bin/snakemake`"
+        f"the sfbench package is not importable by Snakemake's interpreter ({sys.executable});"
+        " run `bash scripts/install.sh` and start `.venv/bin/snakemake`"
     ) from None
 from sfbench.eval.metrics import IMAGE, VECTOR
 from sfbench.pipeline import commands as cmd, paths

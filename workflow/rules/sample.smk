@@ -11,8 +11,8 @@ rule sweep:
     input: unpack(per_model(JobPlan.sweep_inputs)), code=code_inputs("sweep")
     output: **paths.sweep_outputs(nll=True)
     wildcard_constraints:
-        dataset=one_of(PLAN.datasets(VECTOR)),
-        method=one_of(sorted({m.method for m in PLAN.models() if m.has_nll})),
+        dataset=one_of(sorted({m.dataset for m in PLAN.models() if m.nll_in_sweep})),
+        method=one_of(sorted({m.method for m in PLAN.models() if m.nll_in_sweep})),
     log: paths.log("sweep")
     benchmark: paths.benchmark("sweep")
     params:

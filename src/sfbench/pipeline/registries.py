@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sfbench.data import DATASETS
 from sfbench.eval.metrics import IMAGE, VECTOR
-from sfbench.methods import METHODS, PAIRED_METHODS, get_method
+from sfbench.methods import METHODS, get_method
 
 #: Extractors whose weights the pipeline trains itself (`sfbench classifier`);
 #: the others (Inception) are pinned files. Keyed by extractor, not dataset.
@@ -74,7 +74,6 @@ def names() -> dict[str, list[str]]:
         # datasets with a closed-form oracle (the error decomposition needs one)
         "mixtures": sorted(n for n, d in DATASETS.items() if getattr(d, "mixture", None)),
         "methods": sorted(METHODS),
-        "paired_methods": list(PAIRED_METHODS),
         "fixed_solvers": sorted(n for n, s in SOLVERS.items() if not s.adaptive),
         "adaptive_solvers": sorted(n for n, s in SOLVERS.items() if s.adaptive),
         "grids": sorted(GRIDS),

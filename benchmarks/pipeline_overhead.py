@@ -35,11 +35,9 @@ COMPUTE_KEYS = ("wall_seconds", "sample_seconds", "eval_seconds", "nll_seconds",
                 "decompose_seconds", "straightness_seconds")
 #: Benchmark folders (logs/benchmarks/<folder>) of jobs that run models and so
 #: should report one of COMPUTE_KEYS (image and paired rules share train/sweep/nll).
-MODEL_RULES = ("train", "sweep", "nll", "classifier", "reflow_pairs", "distill_pairs",
-               "decompose")
+MODEL_RULES = ("train", "sweep", "nll", "classifier", "pairs", "decompose")
 #: Where a benchmark folder's records are when not results/<folder>/.
-RESULT_DIRS = {"reflow_pairs": "pairs", "distill_pairs": "pairs",
-               "classifier": "train/fid_classifier"}
+RESULT_DIRS = {"classifier": "train/fid_classifier"}
 
 
 def job_seconds(tsv: Path) -> float:

@@ -2,7 +2,7 @@
 
 Two readers:
 
-- the workflow (``workflow/rules/provenance.smk``) makes every job depend on
+- the workflow (through :mod:`sfbench.pipeline.jobs`) makes every job depend on
   the package modules its command runs (:func:`command_sources`) and on the
   versions of the libraries that shape numbers (:func:`environment_fingerprint`),
   so that editing a solver reruns the sweeps and nothing else;

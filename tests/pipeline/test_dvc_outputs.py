@@ -62,3 +62,11 @@ def test_git_tracks_the_report_and_dvc_the_heavy_artifacts():
         ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", f"{path}/x"
                                   if not Path(path).suffix else path], cwd=REPO).returncode == 0
         assert ignored == (path not in in_git), path
+
+
+def test_dvc_yaml_is_the_one_the_job_plan_renders():
+    """dvc.yaml's outputs come from the job plan's paths and the report manifest:
+    regenerate it with `python -m sfbench.pipeline.dvc > dvc.yaml`."""
+    from sfbench.pipeline import dvc
+
+    assert (REPO / "dvc.yaml").read_text() == dvc.render()

@@ -94,17 +94,10 @@ def _image_models(cfg) -> list[str]:
 
 def test_every_job_ran(smoke):
     cfg = load_preset(PRESET)
+    from sfbench.pipeline import JobPlan
+
     counts = job_counts(smoke["log"])
-    n_models = len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"])
-    n_image = len(_image_models(cfg))
-    reflow = cfg["reflow"]
-    n_chains = len(reflow["datasets"]) * len(reflow["seeds"])
-    assert counts["sweep"] == n_models  # each also writes its model's NLL record
-    assert counts["nll"] == n_chains  # the 2-RF models' NLL (a distilled map has none)
-    assert counts["train_paired"] == counts["sweep_paired"] == 2 * n_chains
-    assert counts["decompose"] == len(cfg["methods"]) + 2
-    assert counts["image_sweep"] == counts["image_nll"] == n_image
-    assert counts["train"] == n_models + n_image
+    assert counts == JobPlan(cfg).job_counts()  # tests/pipeline/test_plan.py checks the plan
     assert counts["classifier"] == counts["image_reference"] == counts["report"] == 1
 
 
@@ -211,8 +204,8 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
         expected |= {f"pairs/{m}", f"train/{m}", f"sweep/{m}"}
         expected |= {f"sweep/{m}/{c}" for c in (["euler/steps1"] if "/distill/" in m
                                                  else paired_cells)}
-        if "/reflow/" in m:
-            expected.add(f"nll/{m}")
+        if "/reflow/" in m:  # 2-D: the sweep computes the NLL (a distilled map has none)
+            expected.add(f"sweep/{m}/nll")
     expected |= {f"decompose/{d}/{m}/seed{s}" for d in cfg["decompose"]["datasets"]
                  for m in cfg["methods"] + ["reflow", "distill"] for s in cfg["decompose"]["seeds"]}
     images = cfg["images"]

@@ -8,46 +8,12 @@ import pytest
 import yaml
 from pipeline_helpers import job_counts, load_preset, run_snakemake
 
+from sfbench.pipeline import JobPlan
+
 
 def expected_jobs(cfg: dict) -> dict[str, int]:
-    """Jobs per rule the workflow must plan for a preset, computed from its config."""
-    n_data, n_methods = len(cfg["datasets"]), len(cfg["methods"])
-    n_models = n_data * n_methods * len(cfg["seeds"])
-    jobs = {
-        "data": n_data,
-        "reference": n_data,
-        "train_config": n_methods,
-        "train": n_models,
-        "sweep": n_models,  # the sweep job also computes the model's NLL
-        "report": 1,
-        "all": 1,
-    }
-    reflow = cfg.get("reflow")
-    if reflow:
-        n_chains = len(reflow["datasets"]) * len(reflow["seeds"])
-        jobs["train_config"] += 2  # reflow.yaml, distill.yaml
-        jobs.update(reflow_pairs=n_chains, distill_pairs=n_chains, train_paired=2 * n_chains,
-                    sweep_paired=2 * n_chains, nll=n_chains)  # NLL of 2-RF; distill has none
-    decompose = cfg.get("decompose")
-    if decompose:
-        per_model = len(cfg["methods"]) + (2 if reflow else 0)
-        jobs["decompose"] = len(decompose["datasets"]) * len(decompose["seeds"]) * per_model
-    images = cfg.get("images")
-    if images:
-        n_img = len(images["datasets"])
-        n_img_models = n_img * len(images["methods"]) * len(images["seeds"])
-        jobs["data"] += n_img
-        jobs["train"] += n_img_models
-        jobs.update(
-            image_train_config=len(images["methods"]),
-            image_reference=n_img,  # the test split's features, once per dataset
-            image_sweep=n_img_models,
-            image_nll=n_img_models,
-        )
-        if "digits" in images["datasets"]:
-            jobs["classifier"] = 1  # trained once, used by every digits FID
-    jobs["total"] = sum(jobs.values())
-    return jobs
+    """Jobs per rule the workflow must plan for a preset: the package's job plan."""
+    return JobPlan(cfg).job_counts()
 
 
 def test_lint_is_clean(workdir):
@@ -140,11 +106,27 @@ def test_dry_run_plans_the_classifier_and_reference_once_for_digits(workdir):
     """Every digits model's sweep reads one classifier and one cached reference."""
     proc = run_snakemake(workdir, "-n", "-p", "--configfile", "config/default.yaml")
     assert proc.returncode == 0, proc.stdout
-    assert proc.stdout.count("sfbench classifier --dataset digits") == 1
-    assert proc.stdout.count("sweep --reference --dataset digits") == 1
+    assert proc.stdout.count(" classifier --dataset digits") == 1
+    assert proc.stdout.count(" reference --dataset digits") == 1
     image_sweeps = [line for line in proc.stdout.splitlines()
-                    if "sfbench sweep --model results/models/digits/" in line]
+                    if " sweep --model results/models/digits/" in line]
     assert len(image_sweeps) == len(load_preset("default")["images"]["methods"])
     for line in image_sweeps:
         assert "--classifier results/models/fid_classifier/digits.pt" in line
         assert "--fid-features results/reference/digits_features.npz" in line
+
+
+def test_jobs_get_the_experiment_and_config_hash_as_global_flags(workdir):
+    """The Snakefile passes both to every job on its command line, not through the
+    environment; the hash is that of the preset as Snakemake read it."""
+    from sfbench.provenance import config_hash
+
+    proc = run_snakemake(workdir, "-n", "-p", "--configfile", "config/smoke.yaml")
+    assert proc.returncode == 0, proc.stdout
+    preset = load_preset("smoke")
+    counts = JobPlan(preset).job_counts()
+    commands = [line for line in proc.stdout.splitlines() if " -m sfbench " in line]
+    # every job but the settings files and `all` runs sfbench
+    assert len(commands) == counts["total"] - counts["job_config"] - counts["all"]
+    flags = f" -m sfbench --mlflow-experiment sfbench-smoke --config-hash {config_hash(preset)} "
+    assert all(flags in line for line in commands), commands[0]

@@ -81,7 +81,7 @@ def test_a_changed_parameter_reruns_only_that_method(finished):
     cfg = {**finished["cfg"], "train_overrides": {"ddpm": {"lr": 1.0e-3}}}
     preset = write_preset(finished["workdir"], cfg, name="tiny_lr")
     counts = planned(finished, preset=preset)
-    assert counts == {"train_config": 1, "train": 1, "sweep": 1, "report": 1}
+    assert counts == {"job_config": 1, "train": 1, "sweep": 1, "report": 1}
 
 
 def test_a_changed_library_version_reruns_every_computing_job(finished):

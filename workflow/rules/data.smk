@@ -1,53 +1,51 @@
-# Stage 1: draw each dataset's train and test splits once (2-D and image
-# datasets alike); measure the W2 noise floor of the 2-D datasets between the
-# test split and an independent draw of the same size (images: images.smk).
+# Stage 1: each dataset's train and test splits, drawn once; its reference
+# numbers (2-D: the W2 noise floor of an independent test-size draw; images:
+# the FID floor, the Gaussian baseline and the test split's cached features);
+# the FID classifier of datasets whose extractor the pipeline trains.
 
 
 rule data:
-    input:
-        code=code_inputs("data"),
-    output:
-        data="resources/data/{dataset}.npz",
-        result="results/data/{dataset}.json",
-    log:
-        "logs/data/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/data/{dataset}.tsv"
-    params:
-        env=environment_fingerprint(),
-        sfbench=SFBENCH,
-        data_seed=lambda w: block_of(w.dataset)["data"].get("data_seed", 0),
-        n_train=lambda w: block_of(w.dataset)["data"]["n_train"],
-        n_test=lambda w: block_of(w.dataset)["data"]["n_test"],
-        data_dir=lambda w: data_dir_flag(w.dataset),
-        key=lambda w: job_key("data", w),
-    conda:
-        "../envs/sfbench.yaml"
+    input: code=code_inputs("data")
+    output: data=paths.DATA, result=paths.DATA_RECORD
+    log: paths.log("data", "{dataset}")
+    benchmark: paths.benchmark("data", "{dataset}")
+    params: **job_params("data", per_dataset(cmd.data_flags))
+    conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} data --dataset {wildcards.dataset} --data-seed {params.data_seed}"
-        " --n-train {params.n_train} --n-test {params.n_test} {params.data_dir}"
-        " --out {output.data} --result {output.result} --job-key {params.key} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} data --dataset {wildcards.dataset}"
+        " {params.flags} --out {output.data} --result {output.result} --job-key {params.key} > {log} 2>&1"
 
 
+# Vector datasets; image_reference (below) also caches the FID features.
 rule reference:
-    input:
-        data="resources/data/{dataset}.npz",
-        code=code_inputs("reference"),
-    output:
-        result="results/reference/{dataset}.json",
-    wildcard_constraints:
-        dataset=dataset_regex(config["datasets"]),
-    log:
-        "logs/reference/{dataset}.log",
-    benchmark:
-        "logs/benchmarks/reference/{dataset}.tsv"
+    input: unpack(per_dataset(JobPlan.reference_inputs)), code=code_inputs("reference")
+    output: **paths.reference_outputs(features=False)
+    wildcard_constraints: dataset=one_of(PLAN.datasets(VECTOR))
+    log: paths.log("reference", "{dataset}")
+    benchmark: paths.benchmark("reference", "{dataset}")
     params:
-        env=environment_fingerprint(),
-        sfbench=SFBENCH,
-        seed=config["evaluation"]["reference_seed"],
-        key=lambda w: job_key("reference", w),
-    conda:
-        "../envs/sfbench.yaml"
+        **job_params("reference", per_dataset(cmd.reference_flags)),
+        features=output_flag("--fid-features", "features"),
+    conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} sweep --reference --dataset {wildcards.dataset} --data {input.data}"
-        " --seed {params.seed} --result {output.result} --job-key {params.key} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} reference --dataset {wildcards.dataset}"
+        " --data {input.data} {params.flags} {params.features} --result {output.result}"
+        " --job-key {params.key} > {log} 2>&1"
+
+
+use rule reference as image_reference with:
+    output: **paths.reference_outputs(features=True)
+    wildcard_constraints: dataset=one_of(PLAN.datasets(IMAGE))
+
+
+rule classifier:
+    input: code=code_inputs("classifier")
+    output: model=paths.CLASSIFIER, result=paths.CLASSIFIER_RECORD
+    wildcard_constraints: dataset=one_of(PLAN.classifier_datasets())
+    log: paths.log("classifier", "{dataset}")
+    benchmark: paths.benchmark("classifier", "{dataset}")
+    params: **job_params("classifier", lambda w: cmd.classifier_flags(PLAN))
+    conda: CONDA
+    shell:
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} classifier --dataset {wildcards.dataset}"
+        " {params.flags} --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -1,34 +1,34 @@
-# Stage 4: the likelihood of the 2-RF models of the reflow stage. The sweep job
-# of every data-trained model computes its NLL itself (sample.smk); a distilled
-# one-step map has none.
+# Stage 4: evaluations of a trained model besides its sweep. The NLL of image
+# models (bits/dim through the probability-flow ODE, with Hutchinson's
+# divergence where the preset asks; plus the variational bound of models on a
+# discrete DDPM schedule). The error decomposition of the decompose block's
+# models against the exact oracle of their Gaussian mixture: total W2, the
+# solver's discretization error, the model's exact-flow W2, the noise floor
+# (sfbench.eval.decomposition).
 
 
 rule nll:
-    input:
-        model="results/models/{dataset}/{method}/seed{seed}.pt",
-        data="resources/data/{dataset}.npz",
-        code=code_inputs("nll"),
-    output:
-        result="results/nll/{dataset}/{method}/seed{seed}.json",
-    wildcard_constraints:
-        dataset=dataset_regex(config["datasets"]),
-        method="reflow",
-    log:
-        "logs/nll/{dataset}/{method}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/nll/{dataset}/{method}/seed{seed}.tsv"
-    params:
-        env=environment_fingerprint(),
-        sfbench=SFBENCH,
-        n_points=config["evaluation"]["nll"]["n_points"],
-        rtol=config["evaluation"]["nll"]["rtol"],
-        atol=config["evaluation"]["nll"]["atol"],
-        key=lambda w: job_key("nll", w),
-        parent=lambda w: job_key("train", w),
-    conda:
-        "../envs/sfbench.yaml"
+    input: unpack(per_model(JobPlan.model_inputs)), code=code_inputs("nll")
+    output: result=paths.NLL
+    wildcard_constraints: dataset=one_of(PLAN.datasets(IMAGE))
+    log: paths.log("nll")
+    benchmark: paths.benchmark("nll")
+    params: **job_params("nll", per_model(cmd.nll_flags), parent=True)
+    conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} evaluate --nll --model {input.model} --data {input.data}"
-        " --n-test {params.n_points} --rtol {params.rtol} --atol {params.atol}"
-        " --result {output.result} --job-key {params.key} --parent-key {params.parent}"
-        " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} evaluate --nll --model {input.model}"
+        " --data {input.data} {params.flags} --result {output.result}"
+        " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"
+
+
+rule decompose:
+    input: unpack(per_model(JobPlan.model_inputs)), code=code_inputs("decompose")
+    output: result=paths.DECOMPOSE
+    log: paths.log("decompose")
+    benchmark: paths.benchmark("decompose")
+    params: **job_params("decompose", lambda w: cmd.decompose_flags(PLAN), parent=True)
+    conda: CONDA
+    shell:
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} decompose --model {input.model}"
+        " --data {input.data} {params.flags} --result {output.result}"
+        " --job-key {params.key} --parent-key {params.parent} > {log} 2>&1"

@@ -1,44 +1,24 @@
 # Stage 5: tables and plots from the result files (no tracking server needed),
-# logged to MLflow as the artifacts of the report run. The tables and figures
-# are also marked for Snakemake's own report (`snakemake --report report.html`).
+# logged to MLflow as the artifacts of the report run. Its files are those of
+# sfbench.report.manifest.ReportContents; the tables and figures are also
+# marked for Snakemake's own report (`snakemake --report report.html`).
 
 
 rule report:
-    input:
-        unpack(report_inputs),
-        samples=all_model_paths("results/samples/{dataset}/{method}/seed{seed}.npz"),
-        code=code_inputs("report"),
+    input: unpack(lambda w: PLAN.report_inputs()), code=code_inputs("report")
     output:
-        md="results/report/report.md",
-        html="results/report/report.html",
-        metrics="results/report/metrics.json",
-        curves="results/report/curves.csv",
-        provenance="results/report/provenance.json",
-        tables=[
-            report(path, category="Tables", caption="../report/table.rst")
-            for path in report_tables()
-        ],
-        figures=[
-            report(path, category="Figures", caption="../report/figure.rst")
-            for path in report_figures()
-        ],
-        result="results/report/result.json",
-    log:
-        "logs/report/report.log",
-    benchmark:
-        "logs/benchmarks/report/report.tsv"
-    params:
-        env=environment_fingerprint(),
-        sfbench=SFBENCH,
-        preset=config["preset"],
-        out_dir=lambda w, output: os.path.dirname(output.md),
-        quality_datasets=" ".join(config["report"]["quality_datasets"]) or "none",
-        quality_factor=config["report"]["quality_factor"],
-    conda:
-        "../envs/sfbench.yaml"
+        documents=PLAN.report_documents(),
+        tables=[report(p, category="Tables", caption="../report/table.rst")
+                for p in PLAN.report_files("tables")],
+        figures=[report(p, category="Figures", caption="../report/figure.rst")
+                 for p in PLAN.report_files("figures")],
+        result=paths.REPORT_RESULT,
+    log: "logs/report/report.log"
+    benchmark: "logs/benchmarks/report/report.tsv"
+    params: **job_params("report", lambda w: cmd.report_flags(PLAN))
+    conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} report --preset {params.preset} --out-dir {params.out_dir}"
-        " --quality-datasets {params.quality_datasets} --quality-factor {params.quality_factor}"
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} report {params.flags}"
         " --results {input.data} {input.reference} {input.classifier} {input.train}"
         " {input.sweep} {input.nll} {input.decompose}"
-        " --result {output.result} --job-key report > {log} 2>&1"
+        " --result {output.result} --job-key {params.key} > {log} 2>&1"

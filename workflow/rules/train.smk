@@ -1,49 +1,45 @@
-# Stage 2: train each method x dataset x seed once. The training settings of a
-# method are written to a YAML file that `sfbench train --config` reads, so the
-# same file reproduces a model by hand. Resumable checkpoints live outside the
-# outputs (Snakemake deletes the outputs of a failed job).
+# Stage 2: the settings files jobs read, the reflow chain's pairs, and one
+# training per model. A model of a method that needs pairs (the reflow chain,
+# sfbench.pipeline.plan.REFLOW_CHAIN) learns from (noise, ODE sample) pairs of
+# its teacher; the others from the dataset. Resumable checkpoints live outside
+# the outputs (Snakemake deletes the outputs of a failed job).
 
 
-rule train_config:
-    output:
-        "resources/train_config/{method}.yaml",
-    log:
-        "logs/train_config/{method}.log",
-    params:
-        settings=lambda w: json.dumps(train_settings(w.method), sort_keys=True),
+# resources/train_config/[images/]<method>.yaml (`sfbench train --config`) and
+# resources/sweep_config/<block>[_one_step].yaml (`sfbench sweep --config`).
+rule job_config:
+    output: paths.JOB_CONFIG
+    wildcard_constraints:
+        kind=one_of(paths.JOB_CONFIG_KINDS),
+        name=r"(images/)?[A-Za-z0-9_]+",
+    log: "logs/{kind}_config/{name}.log"
+    params: settings=lambda w: config_text(w.kind, job_config(PLAN, w.kind, w.name))
     localrule: True
-    conda:
-        "../envs/sfbench.yaml"
+    conda: CONDA
     shell:
         "printf '%s\\n' {params.settings:q} > {output} 2> {log}"
 
 
-rule train:
-    input:
-        data="resources/data/{dataset}.npz",
-        config=lambda w: (
-            f"resources/train_config/images/{w.method}.yaml"
-            if is_image(w.dataset)
-            else f"resources/train_config/{w.method}.yaml"
-        ),
-        code=code_inputs("train"),
-    output:
-        model="results/models/{dataset}/{method}/seed{seed}.pt",
-        result="results/train/{dataset}/{method}/seed{seed}.json",
-    log:
-        "logs/train/{dataset}/{method}/seed{seed}.log",
-    benchmark:
-        "logs/benchmarks/train/{dataset}/{method}/seed{seed}.tsv"
-    params:
-        env=environment_fingerprint(),
-        sfbench=SFBENCH,
-        checkpoint_dir=lambda w: f"checkpoints/{w.dataset}/{w.method}/seed{w.seed}",
-        data_dir=lambda w: data_dir_flag(w.dataset),
-        key=lambda w: job_key("train", w),
-    conda:
-        "../envs/sfbench.yaml"
+rule pairs:
+    input: unpack(per_model(JobPlan.pairs_inputs)), code=code_inputs("pairs")
+    output: pairs=paths.PAIRS, result=paths.PAIRS_RECORD
+    log: paths.log("pairs")
+    benchmark: paths.benchmark("pairs")
+    params: **job_params("pairs", per_model(cmd.pairs_flags))
+    conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} train --method {wildcards.method} --dataset {wildcards.dataset}"
-        " --data {input.data} {params.data_dir} --seed {wildcards.seed} --config {input.config}"
-        " --checkpoint-dir {params.checkpoint_dir} --no-progress"
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} reflow-pairs --model {input.model}"
+        " {params.flags} --out {output.pairs} --result {output.result} --job-key {params.key} > {log} 2>&1"
+
+
+rule train:
+    input: unpack(per_model(JobPlan.train_inputs)), code=code_inputs("train")
+    output: model=paths.MODEL, result=paths.TRAIN_RECORD
+    log: paths.log("train")
+    benchmark: paths.benchmark("train")
+    params: **job_params("train", per_model(cmd.train_flags))
+    conda: CONDA
+    shell:
+        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} train --method {wildcards.method}"
+        " --dataset {wildcards.dataset} {params.flags} --config {input.config} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -152,18 +152,18 @@ def machine() -> dict:
     }
 
 
-def stamp(preset: str) -> dict:
+def stamp(preset: str, config_hash: str | None = None) -> dict:
     """Everything ``sfbench report --check`` compares, plus where the report came from.
 
-    The config hash is the one the workflow computed for this run
-    (``$SFBENCH_CONFIG_HASH``); outside the workflow it is unknown.
+    ``config_hash``: the one the workflow computed for this run (the global
+    ``--config-hash`` flag of the report job); outside the workflow it is unknown.
     """
     from sfbench.tracking import git_state
 
     git = git_state()
     return {
         "preset": preset,
-        "config_hash": os.environ.get("SFBENCH_CONFIG_HASH", "unknown"),
+        "config_hash": config_hash or "unknown",
         "git_commit": git.get("git_commit", "unknown"),
         "git_dirty": git.get("git_dirty", "unknown") == "true",
         "machine": machine(),

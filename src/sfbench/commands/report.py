@@ -110,7 +110,7 @@ def run(args) -> dict:
     quality = [d for d in args.quality_datasets if d != "none"]
     try:
         summary = build_report(
-            paths, args.out_dir, preset=args.preset,
+            paths, args.out_dir, preset=args.preset, config_hash=args.config_hash,
             quality_datasets=quality, quality_factor=args.quality_factor,
         )
     except ValueError as err:

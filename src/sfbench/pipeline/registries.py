@@ -19,26 +19,14 @@ from sfbench.methods import METHODS, get_method
 #: the others (Inception) are pinned files. Keyed by extractor, not dataset.
 TRAINED_EXTRACTORS = ("digits_classifier",)
 
-# Until Dataset declares ``fid_extractor`` (contract item 7, another branch of
-# issue 14), the extractors of today's image datasets; unused once it does.
-_EXTRACTOR_BEFORE_CONTRACT_7 = {"digits": "digits_classifier"}
-
-
 def data_kind(dataset: str) -> str:
     """``"image"`` for discrete-pixel datasets, ``"vector"`` otherwise."""
-    ds = DATASETS[dataset]
-    declared = getattr(ds, "kind", None)
-    return declared or (VECTOR if ds.levels is None else IMAGE)
+    return DATASETS[dataset].kind
 
 
 def fid_extractor(dataset: str) -> str | None:
     """The pinned FID feature extractor of an image dataset (None for vector data)."""
-    ds = DATASETS[dataset]
-    if data_kind(dataset) == VECTOR:
-        return None
-    if hasattr(ds, "fid_extractor"):
-        return ds.fid_extractor
-    return _EXTRACTOR_BEFORE_CONTRACT_7.get(dataset, "inception_fid")
+    return DATASETS[dataset].fid_extractor
 
 
 def needs_classifier(dataset: str) -> bool:
@@ -56,10 +44,8 @@ def one_step(method: str) -> bool:
 
 
 def network_kinds() -> list[str]:
-    try:  # the network registry of contract item 7
-        from sfbench.models.registry import NETWORKS
-    except ImportError:
-        from sfbench.checkpoint import NETWORKS
+    from sfbench.models.registry import NETWORKS
+
     return sorted(NETWORKS)
 
 

@@ -93,6 +93,7 @@ def build_report(
     out_dir: str | Path,
     *,
     preset: str,
+    config_hash: str | None = None,
     quality_datasets: list[str] = (),
     quality_factor: float = 2.0,
 ) -> dict:
@@ -108,7 +109,7 @@ def build_report(
     baseline = tables.baseline(res)
 
     written = _write_tables(res, out, summary, quality)
-    origin = provenance.stamp(preset)
+    origin = provenance.stamp(preset, config_hash)
     written.append(write_json(out / provenance.PROVENANCE_FILE, origin))
 
     blocks = _introduction(res, preset, origin, summary)

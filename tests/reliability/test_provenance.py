@@ -55,7 +55,7 @@ def test_nothing_changed_plans_nothing(finished):
     "module, expected",
     [
         ("report/tables.py", {"report": 1}),
-        # the sweep command computes the NLL too (and `sweep --reference` is that command)
+        # the sweep command computes the NLL too
         ("eval/nll.py", {"reference": 1, "sweep": 2, "report": 1}),
         ("losses.py", {"train": 2, "sweep": 2, "report": 1}),
         ("solvers/ode.py", {"reference": 1, "train": 2, "sweep": 2, "report": 1}),

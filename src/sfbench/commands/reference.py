@@ -43,19 +43,14 @@ def add_parser(sub):
 
 def run(args) -> dict:
     from sfbench.data import get_dataset
+    from sfbench.eval.metrics import ImageReference
     from sfbench.io import load_array
     from sfbench.sweep.reference import reference_record
 
     ds = get_dataset(args.dataset, args.data_dir)
-    image = None
-    if ds.levels is not None:
-        from sfbench.eval.fid import extractor_name, get_extractor
-        from sfbench.eval.metrics import ImageReference
-
-        extractor = get_extractor(extractor_name(ds), args.classifier, ds.dim)
-        image = ImageReference(ds, extractor, dict(
-            cache_file=args.fid_features, kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size, device=args.fid_device))
+    image = ImageReference.of(  # None for vector data
+        ds, args.classifier, cache_file=args.fid_features, kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size, device=args.fid_device)
     test = load_array(args.data, "test")
     return reference_record(ds, test, n_samples=args.n_samples, seed=args.seed,
                             draws=args.draws, data=args.data, image=image)

@@ -1,25 +1,14 @@
-"""``sfbench sweep``: sample one model with every solver x step count, evaluating each cell.
+"""``sfbench sweep``: sample one model in every cell of a sweep and score each sample set.
 
-The model (a trained file or the analytic oracle) is loaded once; each
-fixed-step solver runs at every step count on every grid and each adaptive
-solver at every tolerance (rtol = atol). Every sample set is scored by the
-metric registry against the test split of ``--data`` (vector data: W2, MMD^2,
-Frechet distance of the coordinates; images: FID and KID with the dataset's
-pinned extractor, ``--classifier`` for the digits, ``--fid-features`` the
-test features cached by ``sfbench reference``). Sample i starts from the same
-noise in every cell. ``--out`` holds every cell's samples (``<solver>__steps<N>``,
-``<solver>__<grid>__steps<N>``, ``<solver>__tol<T>``) and, with a trajectory,
-the ODE trajectories of the first points of one cell.
-
-Settings: ``--config SWEEP.yaml`` (:class:`sfbench.sweep.config.SweepConfig`;
-what the workflow uses; keys solvers, steps, grids, adaptive, n_samples, seed,
-device, options, trajectory, straightness, nll, fid; unknown keys are errors)
-or, by hand, the flags of the "sweep settings" group; one or the other, never
-both. With ``--config``, ``--nll-result`` needs the file's ``nll:`` section.
-The noise floor of the metrics is ``sfbench reference`` (formerly
-``sweep --reference``).
-
-Inside a tracked job every cell is also a nested MLflow run of the sweep run.
+The loop, the cells and the record are library code (:mod:`sfbench.sweep`);
+this command reads the settings, loads the model and the test split, and
+writes the samples (``--out``, one member per cell key), the plot, the NLL
+record and the result. Settings come from ``--config SWEEP.yaml``
+(:class:`sfbench.sweep.config.SweepConfig`, what the workflow uses; with it,
+``--nll-result`` needs the file's ``nll:`` section) or, by hand, from the
+flags of the "sweep settings" group: one or the other, never both. The
+metrics' noise floor is ``sfbench reference``. Inside a tracked job every
+cell is also a nested MLflow run of the sweep's run.
 """
 
 from __future__ import annotations
@@ -74,20 +63,19 @@ def sweep_config(args):
 
 
 def image_reference(info: dict, args, config):
-    """The :class:`~sfbench.eval.metrics.ImageReference` of the model's dataset, None for vector
-    data (the cached test features are read, never rewritten, by a sweep)."""
+    """The image metrics' reference of the model's dataset (None for vector data); a sweep
+    reads the cached test features, never rewrites them."""
     from sfbench.data import get_dataset
-    from sfbench.eval.fid import extractor_name, get_extractor
     from sfbench.eval.metrics import ImageReference
     from sfbench.sweep.config import FIDConfig
 
-    ds = get_dataset(info["dataset"], args.data_dir) if info.get("dataset") else None
-    if ds is None or ds.levels is None:
+    if not info.get("dataset"):
         return None
     fid = config.fid or FIDConfig()
-    return ImageReference(ds, get_extractor(extractor_name(ds), args.classifier, ds.dim), dict(
+    return ImageReference.of(
+        get_dataset(info["dataset"], args.data_dir), args.classifier,
         cache_file=args.fid_features, write_cache=False, kid_subsets=fid.kid_subsets,
-        kid_subset_size=fid.kid_subset_size, device=fid.device))
+        kid_subset_size=fid.kid_subset_size, device=fid.device)
 
 
 def run(args) -> dict:

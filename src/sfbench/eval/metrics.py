@@ -161,6 +161,16 @@ class ImageReference:
     protocol: dict | None = None
     _last: tuple | None = None
 
+    @classmethod
+    def of(cls, dataset, weights: str | None = None, **options) -> ImageReference | None:
+        """The reference of ``dataset`` with its declared extractor (``weights``: the
+        extractor's file where it needs one); None for vector data."""
+        if dataset.kind != IMAGE:
+            return None
+        from sfbench.eval.extractors import extractor_name, get_extractor
+
+        return cls(dataset, get_extractor(extractor_name(dataset), weights, dataset.dim), options)
+
     def scores(self, samples) -> dict:
         if self._last is None or self._last[0] is not samples:
             from sfbench.eval.fid import fid_kid

@@ -64,10 +64,9 @@ def test_no_command_help_imports_a_heavy_library():
 
 def test_help_names_equal_the_registries():
     from sfbench.data import DATASETS
-    from sfbench.methods import METHODS, PAIRED_METHODS
+    from sfbench.methods import METHODS
     from sfbench.solvers import SOLVERS
 
     assert tuple(METHODS) == names.METHODS
-    assert tuple(PAIRED_METHODS) == names.PAIRED_METHODS
     assert tuple(DATASETS) == names.DATASETS
     assert tuple(SOLVERS) == names.SOLVERS

@@ -97,6 +97,9 @@ class Method:
     # is a single Euler step (a distilled one-step map).
     one_step: bool = False
     schedule_defaults: dict = field(default_factory=dict)
+    # A paired method's teacher: the method whose probability-flow ODE maps the noise
+    # to the data side of its (noise, data) pairs (reflow: the 1-RF model it refines).
+    teacher: str | None = None
 
     def schedule(self, **overrides) -> Schedule:
         return self.make_schedule(**{**self.schedule_defaults, **overrides})
@@ -185,6 +188,7 @@ PAIRED_METHODS: dict[str, Method] = {
             unit_weight,
             uniform_t,
             coupling=PAIRS,
+            teacher="rectified_flow",
             description="2-rectified flow: the linear path on pairs (z, ODE_1RF(z)) (Liu 2023)",
         ),
         Method(
@@ -195,6 +199,7 @@ PAIRED_METHODS: dict[str, Method] = {
             t_start_only,
             coupling=PAIRS,
             one_step=True,
+            teacher="reflow",
             description="one-step distillation: v(x0, 0) regressed on x1 - x0 (Liu et al. 2023)",
         ),
     )
@@ -202,7 +207,7 @@ PAIRED_METHODS: dict[str, Method] = {
 
 for _m in (*METHODS.values(), *PAIRED_METHODS.values()):
     assert _m.coupling in COUPLINGS, _m
-    assert (_m.name in PAIRED_METHODS) == _m.needs_pairs, _m
+    assert (_m.name in PAIRED_METHODS) == _m.needs_pairs == (_m.teacher is not None), _m
 
 
 def get_method(name: str) -> Method:

@@ -67,6 +67,26 @@ def test_the_reflow_chain_starts_from_a_data_trained_model_with_fresh_noise_per_
     assert all(len(links) == len(PAIRED_METHODS) for links in seeds.values())
 
 
+def test_a_new_paired_method_needs_an_entry_in_methods_only(monkeypatch):
+    """A third link (a 3-RF on pairs of the 2-RF) declared in sfbench.methods alone gets its
+    pairs job from its teacher, its training, sweep, NLL and report tables."""
+    import dataclasses
+
+    third = dataclasses.replace(PAIRED_METHODS["reflow"], name="reflow3", teacher="reflow")
+    monkeypatch.setitem(PAIRED_METHODS, "reflow3", third)
+    plan = JobPlan(load_preset("default"))
+    new = [m for m in plan.block_models("reflow") if m.method == "reflow3"]
+    assert new and all(plan.teacher(m).method == "reflow" for m in new)
+    outputs = {f for job in plan.jobs() for f in job.outputs}
+    for model in new:
+        for pattern in (paths.PAIRS, paths.MODEL, paths.SWEEP, paths.NLL):
+            assert model.path(pattern) in outputs
+        assert plan.pairs_inputs(model) == {"model": plan.teacher(model).path(paths.MODEL)}
+    assert "tables/grid_reflow3.csv" in plan.report_contents().tables()
+    assert len({plan.pair_seed(m) for m in plan.block_models("reflow")
+                if (m.dataset, m.seed) == (new[0].dataset, new[0].seed)}) == len(PAIRED_METHODS)
+
+
 def test_one_step_models_have_no_nll_and_every_other_model_exactly_one(preset):
     plan = JobPlan(preset)
     writers = Counter(f for job in plan.jobs() for f in job.outputs)

@@ -10,7 +10,6 @@ here too. Names are still validated by the registries when a command runs
 """
 
 METHODS = ("ddpm", "dsm", "probability_flow", "cfm", "ot_cfm", "rectified_flow")
-PAIRED_METHODS = ("reflow", "distill")
 DATASETS = (
     "8gaussians", "25gaussians", "gmm_aniso", "moons", "checkerboard", "2spirals", "swissroll",
     "circles", "digits", "fashion_mnist", "cifar10",

@@ -14,7 +14,7 @@ import sys
 
 from sfbench.argtypes import non_negative_int, positive_int
 from sfbench.commands.common import add_result
-from sfbench.commands.names import METHODS, PAIRED_METHODS
+from sfbench.commands.names import METHODS
 from sfbench.errors import SfbenchError
 
 FLAG_SETTINGS = (
@@ -32,13 +32,14 @@ FLAG_SETTINGS = (
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model", description=__doc__)
     p.add_argument(
-        "--method", required=True, help=f"one of {', '.join((*METHODS, *PAIRED_METHODS))}"
+        "--method", required=True,
+        help=f"one of {', '.join(METHODS)}, or a paired method of sfbench.methods (with --pairs)"
     )
     p.add_argument("--dataset", required=True, help="dataset name (recorded; drawn if no --data)")
     p.add_argument("--data", help=".npz from `sfbench data` (array `train`)")
     p.add_argument(
         "--pairs",
-        help=f"(noise, data) pairs of `sfbench reflow-pairs` ({', '.join(PAIRED_METHODS)})",
+        help="(noise, data) pairs of `sfbench reflow-pairs`, for a paired method (e.g. reflow)",
     )
     p.add_argument("--data-seed", type=non_negative_int, default=0)
     p.add_argument("--n-train", type=positive_int, default=20000)
@@ -66,6 +67,8 @@ def _check_pairs_flags(args, method) -> None:
     if method.needs_pairs and args.data:
         raise SfbenchError(f"--method {method.name} takes its data from --pairs, not --data")
     if args.pairs and not method.needs_pairs:
+        from sfbench.methods import PAIRED_METHODS
+
         raise SfbenchError(
             f"--pairs is for the paired methods ({', '.join(PAIRED_METHODS)}); "
             f"{method.name} trains on --data"

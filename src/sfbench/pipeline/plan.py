@@ -24,8 +24,22 @@ from sfbench.methods import PAIRED_METHODS
 from sfbench.pipeline import paths, registries
 from sfbench.report.manifest import ReportContents
 
+
 #: 1-RF (data-trained), then every paired method in order, each on pairs of the one before.
-REFLOW_CHAIN = ("rectified_flow", *PAIRED_METHODS)
+def reflow_chain() -> tuple[str, ...]:
+    """The data-trained method the paired methods start from, then each paired method
+    (declared after its teacher in :data:`~sfbench.methods.PAIRED_METHODS`)."""
+    chain: list[str] = []
+    for method in PAIRED_METHODS.values():
+        chain = chain or [method.teacher]
+        if method.teacher not in chain:
+            raise ValueError(f"paired method {method.name!r}: its teacher {method.teacher!r} "
+                             "must be declared before it")
+        chain.append(method.name)
+    return tuple(chain)
+
+
+REFLOW_CHAIN = reflow_chain()
 #: Offset of a link's pair-noise seed per position in the chain (fresh noise per link).
 PAIR_SEED_STRIDE = 1000
 
@@ -89,7 +103,7 @@ class JobPlan:
         part = {"main": self.cfg, "images": self.images}.get(block)
         if block == "reflow":
             return [Model(d, m, s, block) for d in self.reflow.get("datasets", [])
-                    for m in REFLOW_CHAIN[1:] for s in self.reflow.get("seeds", [])]
+                    for m in reflow_chain()[1:] for s in self.reflow.get("seeds", [])]
         if not part:
             return []
         return [Model(d, m, s, block)
@@ -111,11 +125,10 @@ class JobPlan:
 
     def teacher(self, model: Model) -> Model:
         """The model whose ODE makes the pairs a paired model is trained on."""
-        link = REFLOW_CHAIN.index(model.method)
-        return self.model(model.dataset, REFLOW_CHAIN[link - 1], model.seed)
+        return self.model(model.dataset, PAIRED_METHODS[model.method].teacher, model.seed)
 
     def pair_seed(self, model: Model) -> int:
-        link = REFLOW_CHAIN.index(model.method)
+        link = reflow_chain().index(model.method)
         return self.reflow["pair_seed"] + PAIR_SEED_STRIDE * (link - 1) + model.seed
 
     def decompose_models(self) -> list[Model]:

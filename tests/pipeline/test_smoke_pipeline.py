@@ -110,13 +110,13 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
         rows = best[(best["dataset"] == dataset) & (best["method"] == method)
                     & (best["solver"] == solver)]
         assert len(rows) == 1, (dataset, method, solver)
-        values = rows[["w2_mean", "mmd_mean", "fid_mean", "nfe_mean"]].to_numpy(dtype=float)
+        values = rows[["w2_mean", "mmd_mean", "fd_mean", "nfe_mean"]].to_numpy(dtype=float)
         assert np.isfinite(values).all(), (dataset, method, solver, values)
     summary = pd.read_csv(report / "tables" / "summary.csv")
     summary = summary[summary["dataset"].isin(cfg["datasets"])]
     # the reflow stage's models are methods of the report too
     assert sorted(summary["method"]) == sorted(cfg["methods"] + ["reflow", "distill"])
-    numbers = summary[["w2_mean", "fid_mean", "mmd_mean", "nfe_mean", "train_seconds_mean",
+    numbers = summary[["w2_mean", "fd_mean", "mmd_mean", "nfe_mean", "train_seconds_mean",
                        "reference_w2"]].to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
     nll = summary.set_index("method")["nll_nats_mean"]

@@ -92,9 +92,8 @@ def read_record(path: str | Path) -> dict:
 
 
 def kind_of(record: dict) -> str:
-    command, settings = record["command"], record["settings"]
-    # ``sfbench reference`` (older records: ``sfbench sweep --reference``)
-    if command == "reference" or (command == "sweep" and settings.get("mode") == "reference"):
+    command = record["command"]
+    if command == "reference":
         return "reference"
     if command == "evaluate":
         return "nll" if "nll_nats" in record["result"] else "evaluate"

@@ -56,14 +56,18 @@ def _yardstick(ref: pd.DataFrame | None, dataset: str, column: str) -> float | N
     return float(ref.loc[dataset, column])
 
 
+def _best_caption(dataset: str, selection: str) -> str:
+    return (f"{dataset}: methods at their best setting (lowest mean {label(selection)}; "
+            "mean ± std over seeds)")
+
+
 def vector_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.DataFrame,
                    ref: pd.DataFrame | None) -> tuple[list, list[Figure]]:
     """Summary, metric-vs-NFE plots, samples and trajectories of one 2-D dataset."""
     blocks, figures = [], []
     selection = SELECTION[VECTOR]
     s = summary[summary["dataset"] == dataset]
-    caption = (f"{dataset}: methods at their best setting (lowest mean {label(selection)}; "
-               "mean ± std over seeds)")
+    caption = _best_caption(dataset, selection)
     if ref is not None and dataset in ref.index:
         r = ref.loc[dataset]
         floors = [f"{m.label} {fmt(r[m.name])}" + (f" ± {fmt(r[f'{m.name}_std'])}"
@@ -125,8 +129,7 @@ def image_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.D
     blocks, figures = [], []
     selection = SELECTION[IMAGE]
     s = summary[summary["dataset"] == dataset]
-    caption = (f"{dataset}: methods at their best setting (lowest mean {label(selection)}; "
-               "mean ± std over seeds)")
+    caption = _best_caption(dataset, selection)
     if ref is not None and dataset in ref.index:
         r = ref.loc[dataset]
         caption += (f"; {label(selection)} of train-split images {fmt(r[selection])} ± "

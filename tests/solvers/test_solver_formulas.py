@@ -146,7 +146,9 @@ def test_dpm_solver_second_step_is_lu_et_al_algorithm_2():
     d1 = model.predict(x1, t1).x0
     d = (1 + 1 / (2 * r)) * d1 - 1 / (2 * r) * d0
     expected = s2 / s1 * x1 - a2 * (math.exp(-h) - 1) * d
-    torch.testing.assert_close(dpm_solver_pp_2m(model, x, grid(t0, t1, t2), noise), expected)
+    # The second step is also the last: by default (below 15 steps) it would be first order.
+    got = dpm_solver_pp_2m(model, x, grid(t0, t1, t2), noise, lower_order_final=False)
+    torch.testing.assert_close(got, expected)
 
 
 def test_dpm_solver_steps_with_infinite_log_snr_are_first_order():
@@ -160,6 +162,46 @@ def test_dpm_solver_steps_with_infinite_log_snr_are_first_order():
     expected = model.predict(x2, 0.7).x0
     got = dpm_solver_pp_2m(model, x, grid(0.0, 0.4, 0.7, 1.0), noise)
     torch.testing.assert_close(got, expected)
+
+
+def dpm_solver_by_hand(model, x, times, first_order_last):
+    """Lu et al. 2022, Algorithm 2 on a path with finite lambda, written out step by step."""
+    sched = model.schedule
+    lams = [math.log(a / s) for a, s in (coeffs(sched, t) for t in times.tolist())]
+    x0_prev = None
+    for i, (t, s) in enumerate(zip(times[:-1].tolist(), times[1:].tolist(), strict=True)):
+        (_, sig_t), (a_s, sig_s) = coeffs(sched, t), coeffs(sched, s)
+        x0 = model.predict(x, t).x0
+        h = lams[i + 1] - lams[i]
+        d = x0
+        if x0_prev is not None and not (first_order_last and i == len(times) - 2):
+            r = (lams[i] - lams[i - 1]) / h
+            d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_prev
+        x = sig_s / sig_t * x - a_s * (math.exp(-h) - 1) * d
+        x0_prev = x0
+    return x
+
+
+@pytest.mark.parametrize("steps", [3, 14, 15, 20])
+def test_dpm_solver_final_step_is_first_order_below_15_steps(steps):
+    # lower_order_final None (the default) is diffusers' rule: first order below 15 steps.
+    schedule = VPSchedule()
+    model = oracle(schedule)
+    noise, x = start(std=schedule.prior_std())
+    times = torch.linspace(schedule.t_start, schedule.t_end, steps + 1, dtype=torch.float64)
+    by_hand = {flag: dpm_solver_by_hand(model, x, times, flag) for flag in (True, False)}
+    assert (by_hand[True] - by_hand[False]).abs().max() > 1e-3  # the two differ
+    for option, flag in ((True, True), (False, False), (None, steps < 15)):
+        got = dpm_solver_pp_2m(model, x, times, noise, lower_order_final=option)
+        torch.testing.assert_close(got, by_hand[flag], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [1, "auto", 0.0])
+def test_dpm_solver_lower_order_final_is_validated(bad):
+    noise, x = start(4)
+    with pytest.raises(ValueError, match=r"lower_order_final.*None.*True or False"):
+        dpm_solver_pp_2m(oracle(VPSchedule()), x, grid(0.0, 0.3, 0.5), noise,
+                         lower_order_final=bad)
 
 
 # --- EDM Heun ------------------------------------------------------------------------

@@ -85,7 +85,7 @@ SOLVERS: dict[str, SolverSpec] = {
             description="predictor-corrector: reverse-SDE step + Langevin corrector (Song 2021)",
         ),
         SolverSpec(
-            "dpm_solver_pp_2m", dpm_solver_pp_2m, "ode",
+            "dpm_solver_pp_2m", dpm_solver_pp_2m, "ode", {"lower_order_final": None},
             description="DPM-Solver++(2M), multistep 2nd order in log-SNR (Lu et al. 2022)",
         ),
         SolverSpec(

@@ -277,6 +277,38 @@ def test_edm_heun_first_step_of_a_flow_path_is_heun_in_t():
     torch.testing.assert_close(got, heun(model, x, times, noise))
 
 
+@pytest.mark.parametrize("churn", [0.0, 0.3])
+def test_edm_heun_last_step_onto_sigma_zero_is_an_euler_step_in_sigma_tilde(churn):
+    # Rectified flow ends at sigma = 0: Karras et al. 2022, Algorithm 2 makes no correction
+    # there, y_{N} = y_hat + (0 - sigma_hat) d. Here on the last step of a 3-step grid, the
+    # first two steps taken by the solver itself (their Heun steps are tested above).
+    model = oracle(RectifiedFlowSchedule())
+    noise, x = start()
+    # gamma = S_churn / N: the same per-step churn on the 2-step head as on the 3-step grid
+    head = edm_heun(model, x, grid(0.0, 0.3, 0.6), noise, s_churn=churn * 2 / 3)
+    t = 0.6
+    sig = (1 - t) / t
+    gamma = min(churn / 3, math.sqrt(2) - 1)  # N = 3 steps
+    sig_hat = sig * (1 + gamma)
+    t_hat = 1 / (1 + sig_hat)  # sigma~ = (1 - t) / t on rectified flow
+    y_hat = head / t
+    if churn:
+        y_hat = y_hat + math.sqrt(sig_hat**2 - sig**2) * noise.step_normal(t, 1.0, head)
+    d = (y_hat - model.predict(t_hat * y_hat, t_hat).x0) / sig_hat
+    expected = y_hat + (0.0 - sig_hat) * d  # alpha = 1 at t = 1: x = y
+    got = edm_heun(model, x, grid(0.0, 0.3, 0.6, 1.0), noise, s_churn=churn)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_edm_heun_single_step_of_rectified_flow_is_euler_onto_the_data():
+    # From alpha = 0 to sigma = 0 in one step: Euler in t, the limit of Euler in sigma~
+    # (the DDIM step, x_1 = x0_hat).
+    model = oracle(RectifiedFlowSchedule())
+    noise, x = start()
+    got = edm_heun(model, x, grid(0.0, 1.0), noise)
+    torch.testing.assert_close(got, model.predict(x, 0.0).x0)
+
+
 def test_edm_heun_churn_cap_keeps_the_model_inside_the_interval():
     # At the first step of VP, sigma~ is already the largest there is: churn is capped off.
     schedule = VPSchedule()

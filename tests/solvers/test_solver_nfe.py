@@ -17,6 +17,13 @@ EVALS_PER_STEP = {
 }
 
 
+def expected_nfe(solver, steps, schedule):
+    """EVALS_PER_STEP x steps, less the correction EDM skips on a last step onto sigma = 0."""
+    sigma_end = float(schedule(torch.tensor(schedule.t_end, dtype=torch.float64)).sigma)
+    onto_data = solver == "edm_heun" and sigma_end == 0.0
+    return EVALS_PER_STEP[solver] * steps - onto_data
+
+
 class CallLog:
     """A real path model (the oracle) that logs the batch size of each call:
     an independent count to hold CountingModel and generate() against."""
@@ -59,7 +66,8 @@ def test_fixed_grid_counts(solver, steps):
             model.reset()
             log.calls.clear()
             SOLVERS[solver].fn(model, x, GRIDS[grid](steps, model.schedule), noise)
-            assert model.nfe == len(log.calls) == EVALS_PER_STEP[solver] * steps, (method, grid)
+            expected = expected_nfe(solver, steps, model.schedule)
+            assert model.nfe == len(log.calls) == expected, (method, grid)
 
 
 @pytest.mark.parametrize("corrector_steps", [0, 1, 3])
@@ -71,23 +79,31 @@ def test_pc_counts_one_plus_corrector_steps(corrector_steps):
     assert model.nfe == (1 + corrector_steps) * 7
 
 
-@pytest.mark.parametrize("method", ["probability_flow", "rectified_flow"])
-def test_edm_heun_with_churn_still_costs_two_per_step(method):
-    model = CountingModel(oracle(method))
-    noise = NoiseSource(0, 8)
-    x = noise.initial((2,), model.schedule.prior_std())
-    grid = GRIDS["edm"](9, model.schedule)
-    SOLVERS["edm_heun"].fn(model, x, grid, noise, s_churn=40.0)
-    assert model.nfe == 18
+@pytest.mark.parametrize(("method", "nfe"), [
+    ("probability_flow", 18), ("cfm", 18), ("dsm", 18), ("rectified_flow", 17),
+])
+def test_edm_heun_costs_2n_or_2n_minus_1_onto_sigma_zero(method, nfe):
+    # Karras et al. 2022, Algorithm 2: no correction on a step onto sigma = 0, which only
+    # rectified flow's grid reaches (cfm ends at sigma_min = 1e-4); churn costs nothing.
+    for churn in (0.0, 40.0):
+        model = CountingModel(oracle(method))
+        noise = NoiseSource(0, 8)
+        x = noise.initial((2,), model.schedule.prior_std())
+        for grid in GRIDS:
+            model.reset()
+            SOLVERS["edm_heun"].fn(model, x, GRIDS[grid](9, model.schedule), noise,
+                                   s_churn=churn)
+            assert model.nfe == nfe, (grid, churn)
 
 
 @pytest.mark.parametrize("solver", sorted(EVALS_PER_STEP))
-def test_generate_reports_nfe_of_one_batch(solver):
-    method = METHODS["ddpm"]
+@pytest.mark.parametrize("method_name", ["ddpm", "rectified_flow"])
+def test_generate_reports_nfe_of_one_batch(solver, method_name):
+    method = METHODS[method_name]
     network = NetworkModel(MLP(dim=2, width=16, depth=1), method, method.schedule())
     for grid in GRIDS:
         result = generate(network, solver, 5, 50, seed=0, batch_size=20, grid=grid)
-        assert result.nfe == EVALS_PER_STEP[solver] * 5
+        assert result.nfe == expected_nfe(solver, 5, network.schedule)
         assert result.nfe_per_batch == [result.nfe] * 3
 
 

@@ -21,20 +21,27 @@ churned level). One step from grid time t_i (level sigma~_i) to t_{i+1}:
     d' = \hat\epsilon(\alpha_{t_{i+1}} y', t_{i+1}), \\
     y_{i+1} &= \hat y + (\tilde\sigma_{i+1} - \hat\sigma)\, \tfrac{1}{2}(d + d').
 
-With S_churn = 0 it is the deterministic Heun method in sigma~ (EDM's
-Algorithm 1); its Euler predictor alone is the DDIM step.
+On a step that ends at sigma~_{i+1} = 0 (the data end of rectified flow) the
+correction is not made and y_{i+1} = y' (EDM's Algorithm 2 corrects only "if
+sigma_{i+1} != 0"; k-diffusion and diffusers do the same): in EDM's form
+d' = (y' - D(y'))/sigma~_{i+1} divides by zero there. The Euler step lands on
+the denoiser's output, y' = x0_hat; one first-order step leaves the global
+order at 2. A grid of N steps that ends at sigma = 0 thus costs 2N - 1
+evaluations, any other 2N. With S_churn = 0 it is the
+deterministic Heun method in sigma~ (EDM's Algorithm 1); its Euler predictor
+alone is the DDIM step.
 
 Choices where EDM's setting and ours differ:
 
 - sigma~ is infinite where alpha = 0 (the first step of the flow paths), so
   the rescaled variable does not exist there; that step is Heun's method in t
-  on the velocity (same order, same 2 NFE) and never churned.
+  on the velocity (same order, same 2 NFE) and never churned. If it is also
+  the last step onto sigma = 0 (one step of rectified flow), it is Euler's
+  step in t, which there equals the limit of the Euler step in sigma~ (the
+  DDIM step x_1 = x0_hat), at 1 NFE.
 - The churned level is capped at sigma~(t_start): the model is only defined
   on the sampling interval. At the first step of a diffusion path this cap
   switches churn off.
-- The correction is also made on the last step when sigma~_{i+1} = 0 (the
-  data end of rectified flow), where EDM takes an Euler step: d' is the
-  model's eps prediction, finite there, so every step costs exactly 2 NFE.
 
 Churn noise z is the sample's standardised Brownian increment over the step.
 """
@@ -66,7 +73,9 @@ def edm_heun(
     callback: Callback | None = None, s_churn: float = 0.0, s_tmin: float = 0.0,
     s_tmax: float | None = None, s_noise: float = 1.0,
 ) -> Tensor:
-    """EDM's (stochastic) Heun sampler from grid[0] to grid[-1] (module doc). 2 NFE per step.
+    """EDM's (stochastic) Heun sampler from grid[0] to grid[-1] (module doc).
+
+    2 NFE per step, except 1 on a last step that ends at sigma = 0 (an Euler step).
 
     Args:
         s_churn: total churn S_churn (>= 0); 0 (default) is deterministic.
@@ -89,7 +98,10 @@ def edm_heun(
     upper = math.inf if s_tmax is None else s_tmax
 
     def step(i: int, t: float, s: float, x: Tensor) -> Tensor:
-        if alphas[i] == 0.0:
+        to_data = sig[i + 1] == 0.0  # EDM takes an Euler step onto sigma~ = 0
+        if alphas[i] == 0.0:  # sigma~ = inf: step in t (module doc)
+            if to_data:
+                return x + (s - t) * model.predict(x, t).velocity
             return heun_step(model, x, t, s)
         level = sig[i]
         gamma = gamma_max if s_tmin <= level <= upper else 0.0
@@ -106,6 +118,8 @@ def edm_heun(
         carry, slope = alphas[i + 1] / alpha_hat, alphas[i + 1] * (sig[i + 1] - level_hat)
         d = model.predict(x, t_hat).eps
         x_euler = carry * x + slope * d
+        if to_data:
+            return x_euler
         d_next = model.predict(x_euler, s).eps
         return carry * x + slope * 0.5 * (d + d_next)
 

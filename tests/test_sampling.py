@@ -35,7 +35,9 @@ def test_result_and_settings():
     assert s["solver"] == "ddim" and s["solver_kind"] == "ode"
     assert s["steps"] == 8 and s["options"] == {"eta": 0.0}  # defaults are recorded
     assert (s["seed"], s["n_samples"], s["batch_size"], s["dim"]) == (7, 30, 12, 2)
-    assert s["grid"] == "uniform" and s["grid_options"] == {} and s["dtype"] == "float32"
+    # the grid's defaults are recorded too: on DDPM the uniform grid is the trailing lattice
+    assert s["grid"] == "uniform" and s["grid_options"] == {"lattice": "trailing"}
+    assert s["dtype"] == "float32"
     assert (s["t_start"], s["t_end"]) == (model.schedule.t_start, model.schedule.t_end)
     assert s["prior_std"] == model.schedule.prior_std()
     assert s["schedule"] == model.schedule.describe()

@@ -2,13 +2,15 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from sfbench.data import get_dataset
 from sfbench.eval.oracle import GaussianMixtureOracle
 from sfbench.methods import METHODS
-from sfbench.paths import RectifiedFlowSchedule, VESchedule, VPSchedule
+from sfbench.paths import DDPMSchedule, RectifiedFlowSchedule, VESchedule, VPSchedule
+from sfbench.sampling import generate
 from sfbench.solvers import (
     GRIDS,
     NoiseSource,
@@ -59,7 +61,9 @@ def test_check_grid():
 @pytest.mark.parametrize("grid", sorted(GRIDS))
 def test_every_grid_on_every_path_is_increasing_with_exact_ends(method, grid):
     schedule = SCHEDULES[method]
-    for steps in (1, 2, 3, 10, 200, 1000):
+    # DDPM's uniform grid is on whole steps: at most 666 of its 1000 (tested below)
+    largest = 666 if (method, grid) == ("ddpm", "uniform") else 1000
+    for steps in (1, 2, 3, 10, 200, largest):
         times = GRIDS[grid](steps, schedule)
         assert times.dtype == torch.float64 and times.shape == (steps + 1,)
         assert times[0].item() == schedule.t_start and times[-1].item() == schedule.t_end
@@ -174,3 +178,105 @@ def test_callback_sees_every_grid_point():
     assert [i for i, _, _ in seen] == [0, 1, 2, 3, 4]
     assert [t for _, t, _ in seen] == grid.tolist()
     assert seen[0][2] is x0 and torch.equal(seen[-1][2], out)
+
+
+# --- the integer lattice of discrete-time schedules --------------------------------------
+
+
+def trailing_by_hand(steps, T):
+    """diffusers' timestep_spacing="trailing": np.round(np.arange(T, 0, -T / N)) - 1 are its
+    timesteps j; sfbench's step is k = j + 1, and sampling ends at the last trained step k = 1."""
+    j = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
+    return [*(j + 1).tolist(), 1]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 7, 10, 16, 50, 333, 666])
+def test_ddpm_uniform_grid_is_the_trailing_lattice(steps):
+    schedule = DDPMSchedule()
+    times = GRIDS["uniform"](steps, schedule)
+    k = trailing_by_hand(steps, 1000)
+    # every point is exactly the time of a whole step, t = 1 - k / T
+    assert torch.equal(times, 1.0 - torch.tensor(k, dtype=torch.float64) / 1000)
+    assert times[0].item() == schedule.t_start and times[-1].item() == schedule.t_end
+
+
+def test_ddpm_trailing_lattice_at_ten_steps():
+    times = GRIDS["uniform"](10, DDPMSchedule())
+    k = [1000, 900, 800, 700, 600, 500, 400, 300, 200, 100, 1]
+    assert times.tolist() == [1.0 - ki / 1000 for ki in k]
+
+
+def test_ddpm_linspace_lattice():
+    schedule = DDPMSchedule(num_steps=100)
+    times = GRIDS["uniform"](6, schedule, lattice="linspace")
+    # round(100 - 16.5 i): 100, 83.5 -> 84 (half to even), 67, 50.5 -> 50, 34, 17.5 -> 18, 1
+    k = [100, 84, 67, 50, 34, 18, 1]
+    assert times.tolist() == [1.0 - ki / 100 for ki in k]
+    every = GRIDS["uniform"](99, schedule, lattice="linspace")  # all of Ho et al.'s steps
+    assert (1.0 - every).mul(100).round().tolist() == list(range(100, 0, -1))
+
+
+@pytest.mark.parametrize(("lattice", "limit"), [("trailing", 666), ("linspace", 999)])
+def test_too_many_lattice_steps_name_the_limit(lattice, limit):
+    schedule = DDPMSchedule()
+    assert len(GRIDS["uniform"](limit, schedule, lattice=lattice)) == limit + 1
+    for steps in (limit + 1, 1000, 5000):
+        with pytest.raises(ValueError, match=rf"{lattice}.*{steps} steps.*at most {limit}"):
+            GRIDS["uniform"](steps, schedule, lattice=lattice)
+
+
+def test_lattice_none_is_the_uniform_t_grid():
+    schedule = DDPMSchedule()
+    for steps in (1, 10, 1000, 5000):
+        assert torch.equal(GRIDS["uniform"](steps, schedule, lattice="none"),
+                           uniform_grid(steps, schedule.t_start, schedule.t_end))
+
+
+@pytest.mark.parametrize("method", sorted(set(SCHEDULES) - {"ddpm"}))
+def test_continuous_schedules_ignore_the_lattice(method):
+    schedule = SCHEDULES[method]
+    assert not schedule.is_discrete
+    for steps in (1, 10, 1000):
+        expected = uniform_grid(steps, schedule.t_start, schedule.t_end)
+        for lattice in ("trailing", "linspace", "none"):
+            assert torch.equal(GRIDS["uniform"](steps, schedule, lattice=lattice), expected)
+
+
+def test_unknown_lattice_is_refused():
+    for schedule in (DDPMSchedule(), VPSchedule()):
+        with pytest.raises(ValueError, match=r"lattice.*'trailing', 'linspace', 'none'.*'leading'"):
+            GRIDS["uniform"](10, schedule, lattice="leading")
+
+
+class TimeLog:
+    """The oracle, recording the times it is evaluated at."""
+
+    def __init__(self, model):
+        self.model, self.times = model, []
+        self.sample_shape, self.one_step, self.has_score = (
+            model.sample_shape, model.one_step, model.has_score)
+
+    @property
+    def schedule(self):
+        return self.model.schedule
+
+    def predict(self, x, t):
+        self.times.extend(torch.as_tensor(t, dtype=torch.float64).reshape(-1).tolist())
+        return self.model.predict(x, t)
+
+
+@pytest.mark.parametrize("solver", ["ddim", "ddpm_ancestral"])
+def test_ddpm_model_is_only_evaluated_at_whole_steps(solver):
+    schedule = DDPMSchedule()
+    oracle = GaussianMixtureOracle(get_dataset("8gaussians").mixture, schedule)
+
+    def steps_seen(**grid_options):
+        log = TimeLog(oracle)
+        generate(log, solver, 10, 16, seed=0, dtype=torch.float64, grid_options=grid_options)
+        return 1000 * (1 - np.array(sorted(set(log.times))))  # the steps k = T (1 - t)
+
+    for lattice in ("trailing", "linspace"):
+        k = steps_seen(lattice=lattice)
+        assert len(k) == 10 and np.abs(k - np.round(k)).max() < 1e-9, (lattice, k)
+    off = steps_seen(lattice="none")  # the continuous grid is off the lattice: the test bites
+    assert np.abs(off - np.round(off)).max() > 0.1

@@ -67,6 +67,17 @@ class Schedule:
         s = self(t)
         return 2.0 * s.sigma * (s.sigma * s.d_alpha / s.alpha - s.d_sigma)
 
+    @property
+    def is_discrete(self) -> bool:
+        """True for a discrete-time schedule, whose models are trained at whole steps only.
+
+        Such a schedule has ``num_steps`` = T steps, step k at t = 1 - k / T
+        (``t_of_step``), and the sampling interval runs from k = T to k = 1;
+        the ``uniform`` grid then puts its points on whole steps
+        (:mod:`sfbench.solvers.grids`). False here: continuous time.
+        """
+        return False
+
     def describe(self) -> dict:
         """Every setting that shapes the schedule, for result files."""
         return {"name": self.name, "t_start": self.t_start, "t_end": self.t_end}
@@ -179,6 +190,11 @@ class DDPMSchedule(Schedule):
         # The network is trained on k = 1..T and sigma -> 0 like sqrt(k) below
         # k = 1, so sampling stops at the last trained step, k = 1.
         self.t_end = self.t_train_end = 1.0 - 1.0 / num_steps
+
+    @property
+    def is_discrete(self) -> bool:
+        """True: the network is trained at the whole steps k = 1..T only (see :class:`Schedule`)."""
+        return True
 
     def t_of_step(self, k: Tensor | int) -> Tensor:
         """Time of DDPM step k (0 = data, T = pure noise)."""

@@ -17,8 +17,11 @@ scales the posterior std by eta:
 
 eta = 0 is deterministic (a first-order solver of the probability-flow ODE,
 identical to Euler on the rectified-flow path); eta = 1 samples the posterior,
-which on the DDPM schedule with the grid t_i = 1 - k/T is Ho et al.'s
-ancestral sampler with variance beta-tilde. The bracket is non-negative on
+which on the DDPM schedule with the grid of whole steps t = 1 - k/T is Ho et
+al.'s ancestral sampler with variance beta-tilde. Both evaluate the model only
+at the grid points t_i, i < N, so on the default ``uniform`` grid, whose points
+are whole steps on a discrete-time schedule (:mod:`.grids`), a DDPM network is
+only evaluated at steps it was trained on. The bracket is non-negative on
 every path whose SNR alpha / sigma increases in t, so both work for all methods.
 """
 
@@ -90,10 +93,10 @@ def ddpm_ancestral(
 ) -> Tensor:
     r"""Ancestral sampling: draw :math:`x_s \sim q(x_s \mid x_t, \hat x_0)` at every step.
 
-    :func:`ddim` with eta = 1. On the DDPM schedule with ``steps = T - 1``
-    (grid t_i = i / T, i.e. DDPM steps T, ..., 1) each step is exactly Ho et
-    al. (2020), Algorithm 2, with :math:`\sigma_k^2 = \tilde\beta_k`; their
-    last, noise-free step k = 1 -> 0 is not taken, since sampling stops at
-    ``t_end`` (k = 1).
+    :func:`ddim` with eta = 1. On the DDPM schedule with ``steps = T - 1`` on
+    the uniform grid with ``lattice="linspace"`` (DDPM steps T, T - 1, ..., 1)
+    each step is exactly Ho et al. (2020), Algorithm 2, with
+    :math:`\sigma_k^2 = \tilde\beta_k`; their last, noise-free step k = 1 -> 0
+    is not taken, since sampling stops at ``t_end`` (k = 1).
     """
     return ddim(model, x, grid, noise, callback=callback, eta=1.0)

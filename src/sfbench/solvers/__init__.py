@@ -24,14 +24,23 @@ from sfbench.solvers.nfe import CountingModel
 from sfbench.solvers.noise import NoiseSource
 from sfbench.solvers.ode import dopri5, euler, heun, midpoint, rk4
 from sfbench.solvers.pc import pc
-from sfbench.solvers.registry import SOLVERS, SolverSpec, get_solver
+from sfbench.solvers.registry import (
+    SOLVERS,
+    VARIABLES,
+    NativeSetting,
+    SolverSpec,
+    get_solver,
+    solver_table,
+)
 from sfbench.solvers.sde import euler_maruyama
 
 __all__ = [
     "GRIDS",
     "SOLVERS",
+    "VARIABLES",
     "CountingModel",
     "GridSpec",
+    "NativeSetting",
     "NoiseSource",
     "SolverSpec",
     "check_grid",
@@ -51,6 +60,7 @@ __all__ = [
     "midpoint",
     "pc",
     "rk4",
+    "solver_table",
     "t_of_log_snr",
     "t_of_sigma_edm",
     "uniform_grid",

@@ -50,7 +50,6 @@ from sfbench.solvers.grids import Callback, walk_grid
 from sfbench.solvers.logsnr import log_snr
 from sfbench.solvers.noise import NoiseSource
 
-
 #: Grids with fewer steps than this take a first-order final step when
 #: ``lower_order_final`` is None (diffusers' threshold, Lu et al. 2022).
 LOWER_ORDER_FINAL_BELOW = 15

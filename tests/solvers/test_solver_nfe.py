@@ -141,3 +141,15 @@ def test_counter_reset():
     model.reset()
     assert model.nfe == 0
     assert model.schedule is model.model.schedule
+
+
+def test_registry_nfe_per_step_agrees_with_the_counts():
+    # What the solver table tells readers is what the counts above measure.
+    for name, per_step in EVALS_PER_STEP.items():
+        declared = SOLVERS[name].nfe_per_step
+        if name == "pc":  # "1 + corrector_steps", at the default corrector_steps = 1
+            assert declared == "1 + corrector_steps" and SOLVERS[name].defaults[
+                "corrector_steps"] + 1 == per_step
+        else:
+            assert int(declared.split()[0]) == per_step, (name, declared)
+    assert SOLVERS["dopri5"].nfe_per_step == "adaptive"

@@ -11,7 +11,7 @@ from sfbench.methods import METHODS
 from sfbench.model import NetworkModel
 from sfbench.models import MLP
 from sfbench.sampling import SampleResult, generate
-from sfbench.solvers import GRIDS, SOLVERS, NoiseSource, uniform_grid
+from sfbench.solvers import GRIDS, SOLVERS, NoiseSource
 
 
 def oracle(method="rectified_flow"):
@@ -42,7 +42,9 @@ def test_result_and_settings():
     assert s["prior_std"] == model.schedule.prior_std()
     assert s["schedule"] == model.schedule.describe()
     assert s["noise"]["brownian_depth"] == 24
-    torch.testing.assert_close(result.grid, uniform_grid(8, 0.0, model.schedule.t_end))
+    # whole DDPM steps k = 1000, 875, ..., 125, then the last trained step k = 1
+    steps = torch.tensor([*range(1000, 0, -125), 1], dtype=torch.float64)
+    torch.testing.assert_close(result.grid, 1.0 - steps / 1000, rtol=0, atol=0)
     json.dumps(s)  # result files are JSON
 
 

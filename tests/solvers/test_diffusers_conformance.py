@@ -151,7 +151,8 @@ def _set_float64_sigmas(sch, levels: torch.Tensor) -> None:
     sch.sigmas = levels
 
 
-def _trailing_grid(timesteps, schedule: DDPMSchedule, end: float) -> torch.Tensor:
+def _grid_of(timesteps, schedule: DDPMSchedule, end: float) -> torch.Tensor:
+    """sfbench's grid of diffusers' timesteps: their times, then ``end`` (t_end or 1)."""
     ts = [_t_of(j, schedule) for j in timesteps] + [end]
     return torch.tensor(ts, dtype=torch.float64)
 
@@ -202,7 +203,7 @@ def test_default_uniform_grid_on_ddpm_is_diffusers_trailing(steps):
     schedule = DDPMSchedule()
     sch = DDIMScheduler(num_train_timesteps=schedule.num_steps, timestep_spacing="trailing")
     sch.set_timesteps(steps)
-    expected = _trailing_grid(sch.timesteps.tolist(), schedule, schedule.t_end)
+    expected = _grid_of(sch.timesteps.tolist(), schedule, schedule.t_end)
     grid = get_grid("uniform")(steps, schedule)
     assert grid.dtype == torch.float64
     assert grid.tolist() == expected.tolist()
@@ -227,7 +228,7 @@ def test_ddim_matches_diffusers_ddim(eta, steps):
         timestep_spacing="trailing",
     )
     sch.set_timesteps(steps)
-    grid = _trailing_grid(sch.timesteps.tolist(), schedule, schedule.t_end)
+    grid = _grid_of(sch.timesteps.tolist(), schedule, schedule.t_end)
     ours, nfe = _run_sfbench(ddim, model, x, grid, noise, eta=eta)
 
     unet, y, theirs = _Unet(model, schedule), x.clone(), [x.clone()]
@@ -261,7 +262,7 @@ def test_ddpm_ancestral_matches_diffusers_ddpm(chain, monkeypatch):
         trailing = [round(T - i * T / 10) - 1 for i in range(10)]
     steps = len(trailing)
     sch.set_timesteps(timesteps=trailing + [0])
-    grid = _trailing_grid(trailing, schedule, schedule.t_end)
+    grid = _grid_of(trailing, schedule, schedule.t_end)
     ours, nfe = _run_sfbench(ddpm_ancestral, model, x, grid, noise)
 
     pending: list[torch.Tensor] = []
@@ -302,7 +303,7 @@ def test_ddim_eta0_matches_diffusers_euler(steps):
     js = sch.timesteps.round().long()
     levels = _levels(sch)
     _set_float64_sigmas(sch, torch.cat([levels[js], levels[:1]]))
-    grid = _trailing_grid(js.tolist(), schedule, schedule.t_end)
+    grid = _grid_of(js.tolist(), schedule, schedule.t_end)
     ours, nfe = _run_sfbench(ddim, model, x, grid, noise, eta=0.0)
 
     unet = _Unet(model, schedule)
@@ -335,7 +336,7 @@ def _dpm_diffusers(model, schedule, x, steps, lower_order_final):
         eps = unet(sch.scale_model_input(y, j), j)
         y = _plain(sch.step(eps, j, y.as_subclass(_KeepFloat64)).prev_sample)
         theirs.append(y)
-    grid = _trailing_grid(sch.timesteps.tolist(), schedule, schedule.t_end)
+    grid = _grid_of(sch.timesteps.tolist(), schedule, schedule.t_end)
     return theirs, unet.nfe, grid
 
 
@@ -392,7 +393,7 @@ def test_edm_heun_matches_diffusers_heun(spacing):
     repeats = torch.full((steps + 1,), 2)
     repeats[0] = repeats[-1] = 1
     _set_float64_sigmas(sch, levels.repeat_interleave(repeats))
-    grid = _trailing_grid(js.tolist(), schedule, 1.0)
+    grid = _grid_of(js.tolist(), schedule, 1.0)
     ours, nfe = _run_sfbench(edm_heun, model, x, grid, noise)
 
     unet = _Unet(model, schedule)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from sfbench.eval.metrics import IMAGE, SELECTION, VECTOR
 from sfbench.report.answers import BUDGETS, CONVERGED, answers
-from sfbench.report.heldout import source_note
+from sfbench.report.heldout import SELECTION_SEED, source_note
 from sfbench.report.render import Heading, Paragraph, Table, fmt
 from sfbench.report.results import Results
 from sfbench.report.sections.common import label, pm, write_csv
@@ -24,10 +24,20 @@ def _budget_label(budget: str) -> str:
     return "converged" if budget == CONVERGED else f"≤ {budget} NFE"
 
 
-def _figure(row: dict) -> str:
+def _figure(row: dict, mixed: bool) -> str:
+    """mean ± std; marked where the table mixes held-out and selection-seed figures."""
     m = row["metric"]
     text = pm(row[f"{m}_mean"], row[f"{m}_std"])
-    return text + (" (selection seed)" if row["figure_source"] == "selection seed" else "")
+    return text + (" (selection seed)" if mixed and row["figure_source"] == SELECTION_SEED
+                   else "")
+
+
+def _figure_label(table: pd.DataFrame) -> tuple[str, bool]:
+    """The figure column's label, and whether its rows mix held-out and selection figures."""
+    sources = set(table["figure_source"])
+    m = label(table["metric"].iloc[0])
+    return (f"{m} (selection seed)" if sources == {SELECTION_SEED} else f"{m} (held-out)",
+            len(sources) > 1)
 
 
 def _yardstick(table: pd.DataFrame, kind: str) -> str:
@@ -48,6 +58,7 @@ def _yardstick(table: pd.DataFrame, kind: str) -> str:
 
 def answer_view(table: pd.DataFrame) -> pd.DataFrame:
     """Rows = budgets: the best method x solver, its NFE and figure, and the runner-up."""
+    figure, mixed = _figure_label(table)
     rows = []
     for budget in (*map(str, BUDGETS), CONVERGED):
         b = table[table["budget"] == budget].sort_values("rank").to_dict("records")
@@ -55,13 +66,12 @@ def answer_view(table: pd.DataFrame) -> pd.DataFrame:
             rows.append({"budget": _budget_label(budget), "best method": "–"})
             continue
         first = b[0]
-        m = first["metric"]
         row = {"budget": _budget_label(budget), "best method": first["method"],
-               "solver (setting)": first["setting"], "NFE": first["nfe_mean"],
-               f"{label(m)} (held-out)": _figure(first)}
+               "solver (setting)": first["setting"], "NFE": fmt(first["nfe_mean"]),
+               figure: _figure(first, mixed)}
         if len(b) > 1:
             row["runner-up"] = f"{b[1]['method']}: {b[1]['setting']}"
-            row[f"runner-up {label(m)}"] = _figure(b[1])
+            row[f"runner-up {figure}"] = _figure(b[1], mixed)
         rows.append(row)
     return pd.DataFrame(rows).astype(object).fillna("–")
 
@@ -69,13 +79,14 @@ def answer_view(table: pd.DataFrame) -> pd.DataFrame:
 def wide_view(table: pd.DataFrame) -> pd.DataFrame:
     """Rows = budgets, columns = methods: each method's best cell within the budget."""
     methods = list(dict.fromkeys(table["method"]))
+    _label, mixed = _figure_label(table)
     rows = []
     for budget in (*map(str, BUDGETS), CONVERGED):
         b = {r["method"]: r for r in table[table["budget"] == budget].to_dict("records")}
         row = {"budget": _budget_label(budget)}
         for method in methods:
             r = b.get(method)
-            row[method] = (f"{_figure(r)} ({r['setting']}, {fmt(r['nfe_mean'])} NFE)"
+            row[method] = (f"{_figure(r, mixed)} ({r['setting']}, {fmt(r['nfe_mean'])} NFE)"
                            if r else "–")
         rows.append(row)
     return pd.DataFrame(rows)
@@ -112,7 +123,7 @@ def answer_blocks(res: Results, tdir: Path) -> tuple[list, list[Path]]:
                           f"other method's cell (runner-up); {source_note(table)}"
                           f"{_yardstick(table, kind)}"),
             Table(wide_view(table),
-                  caption=f"{dataset}: every method's best cell within each budget, "
-                          f"{m} (held-out) with its setting and NFE"),
+                  caption=f"{dataset}: every method's best cell within each budget: "
+                          f"{_figure_label(table)[0]}, its setting and NFE"),
         ]
     return blocks, written

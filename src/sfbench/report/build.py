@@ -33,8 +33,8 @@ from sfbench.report.results import Results, load_results
 from sfbench.report.sections import comparisons, datasets, protocol
 from sfbench.report.sections.answers import answer_blocks
 from sfbench.report.sections.common import write_csv
-from sfbench.report.sections.solvers import solver_blocks
 from sfbench.report.sections.decomposition import decomposition_blocks, flow_blocks
+from sfbench.report.sections.solvers import solver_blocks
 
 
 def _write_tables(res: Results, out: Path, summary, quality) -> list[Path]:

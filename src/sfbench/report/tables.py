@@ -72,8 +72,8 @@ def best_by_solver(res: Results) -> pd.DataFrame:
     if not rows:
         return finite.iloc[:0]
     best = pd.concat(rows, ignore_index=True)
-    order = {k: i for i, k in enumerate(dict.fromkeys(zip(*(finite[g] for g in group))))}
-    best = best.assign(_order=[order[k] for k in zip(*(best[g] for g in group))])
+    # each solver's common row, then its native row, solvers in the order of the sweeps
+    best = best.assign(_order=best.groupby(group, sort=False).ngroup())
     best = best.sort_values(["_order", "cells"], kind="stable").drop(columns="_order")
     return reported(res, best)
 

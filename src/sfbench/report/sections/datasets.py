@@ -82,7 +82,8 @@ def vector_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.
                               plots.metric_vs_nfe(means, dataset, metric.name,
                                                   _yardstick(ref, dataset, metric.name)),
                               f"{dataset}: {metric.plot_label} against NFE, every method and "
-                              f"solver ({axes}; dashed: noise floor)"))
+                              f"solver ({axes}; dash-dot: a solver's native setting off the "
+                              "common grid; dashed: noise floor)"))
     test = load_test_split(res, dataset)
     if test is not None:
         seed = first_seed(res, dataset)
@@ -147,7 +148,8 @@ def image_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.D
                                   reference_label="train-split images")
         figures.append(Figure(f"{metric.name}_vs_nfe_{dataset}.png", png,
                               f"{dataset}: {metric.plot_label} against NFE, every method and "
-                              f"solver ({axes}; dashed: train-split images, dotted: Gaussian "
+                              f"solver ({axes}; dash-dot: a solver's native setting off the "
+                              "common grid; dashed: train-split images, dotted: Gaussian "
                               "baseline)"))
     seed = first_seed(res, dataset)
     samples = load_samples(res, dataset, seed)

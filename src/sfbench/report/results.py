@@ -115,7 +115,7 @@ def setting_label(solver: str, steps, tolerance, grid: str | None = None,
     one sweep cell; ``extra_native``: a cell of the solver's native setting off the common grids."""
     if tolerance is not None and tolerance == tolerance:  # not None, not NaN
         return f"{solver}, tol {tolerance:.0e}"
-    label = f"{solver}, {int(steps)} steps"
+    label = f"{solver}, {int(steps)} step{'s' if int(steps) != 1 else ''}"
     if grid not in (None, "uniform", "endpoints"):
         label += f", {grid} grid"
     if grid_options:

@@ -153,7 +153,8 @@ def test_a_registered_metric_reaches_every_table_and_gets_its_figure(tmp_path, m
     md = (out / "report.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| method | best setting"))
     assert "| Energy |" in header  # the dataset's summary table
-    assert "*cfm: Energy (mean over seeds) by solver and number of steps / tolerance*" in md
+    assert ("*cfm: Energy (mean over training seeds, selection seed) by solver and number of "
+            "steps / tolerance*") in md
     assert "energy distance against NFE" in md
 
 

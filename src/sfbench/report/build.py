@@ -18,11 +18,23 @@ from sfbench.errors import SfbenchError
 from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
 from sfbench.io import atomic_write_bytes, write_json
 from sfbench.report import tables
-from sfbench.report.render import Bullets, Figure, Heading, Paragraph, Table, to_html, to_markdown
+from sfbench.report.heldout import source_note
+from sfbench.report.render import (
+    Bullets,
+    Details,
+    Figure,
+    Heading,
+    Paragraph,
+    Table,
+    to_html,
+    to_markdown,
+)
 from sfbench.report.results import Results, load_results
 from sfbench.report.sections import comparisons, datasets, protocol
+from sfbench.report.sections.answers import answer_blocks
 from sfbench.report.sections.common import write_csv
 from sfbench.report.sections.decomposition import decomposition_blocks, flow_blocks
+from sfbench.report.sections.solvers import solver_blocks
 
 
 def _write_tables(res: Results, out: Path, summary, quality) -> list[Path]:
@@ -49,29 +61,42 @@ def _write_tables(res: Results, out: Path, summary, quality) -> list[Path]:
     return written
 
 
-def _introduction(res: Results, preset: str, origin: dict, summary) -> list:
-    """Origin, how to read the numbers, the headline table and the protocol."""
+def _introduction(preset: str, origin: dict) -> list:
+    """Where the report came from and how to read its numbers."""
     vector, image = (METRICS[SELECTION[k]].label for k in (VECTOR, IMAGE))
     return [
         Paragraph(protocol.origin_line(origin)),
         Paragraph(
             f"Preset `{preset}`. Every trained model is sampled by every solver; each cell's "
-            "samples are compared with the held-out test split. Numbers are the mean ± std "
-            "over training seeds; a method's best setting is the solver setting with the "
-            f"lowest mean {vector} (2-D data) or {image} (images). The noise floor is the same "
-            "metric between the test split and independent draws of the dataset of the same "
-            "size."
+            "samples are compared with the test split. A method's best setting is the cell "
+            f"with the lowest mean over training seeds of {vector} (2-D data) or {image} "
+            "(images) on the selection noise seed; best-of tables report that cell on the "
+            "held-out noise seeds. The noise floor is the same metric between the test split "
+            "and independent draws of the dataset of the same size. The protocol behind "
+            "every number is at the end."
         ),
+    ]
+
+
+def _headline(summary) -> list:
+    vector, image = (METRICS[SELECTION[k]].label for k in (VECTOR, IMAGE))
+    return [
         Heading("Headline"),
         Table(tables.headline(summary),
-              caption=f"each method's best setting per dataset: mean ± std over training "
-                      f"seeds of the lowest-mean {vector} (2-D data) or {image} (images), and "
-                      f"its NFE; last row: the noise floor ({vector} of independent draws) and "
-                      f"the {image} of the Gaussian baseline; details in the dataset sections "
-                      "below"),
-        Heading("Protocol"),
-        Bullets(protocol.protocol(res)),
+              caption=f"each method's best setting per dataset: {vector} (2-D data) or "
+                      f"{image} (images) and its NFE; {source_note(summary)}; last row: the "
+                      f"noise floor ({vector} of independent draws) and the {image} of the "
+                      "Gaussian baseline; details in the dataset sections below"),
     ]
+
+
+def _protocol(res: Results) -> list:
+    """The protocol and the package versions: last, collapsed in the HTML."""
+    return [Details("Protocol", [
+        Bullets(protocol.protocol(res)),
+        Heading("Package versions", 3),
+        Table(protocol.versions(res)),
+    ])]
 
 
 def _check_against_manifest(res: Results, out: Path, written: list[Path]) -> None:
@@ -112,7 +137,11 @@ def build_report(
     origin = provenance.stamp(preset, config_hash)
     written.append(write_json(out / provenance.PROVENANCE_FILE, origin))
 
-    blocks = _introduction(res, preset, origin, summary)
+    blocks = _introduction(preset, origin)
+    more, csvs = answer_blocks(res, out / "tables")
+    blocks += more
+    written += csvs
+    blocks += _headline(summary)
     blocks += comparisons.quality_blocks(quality, list(quality_datasets), quality_factor)
     blocks += comparisons.baseline_blocks(res)
     figures: list[Figure] = []
@@ -124,6 +153,9 @@ def build_report(
         more, figs = section(res, dataset, summary, means, ref)
         blocks += more
         figures += figs
+    more, csvs = solver_blocks(res, out / "tables")
+    blocks += more
+    written += csvs
     blocks += comparisons.method_blocks(res, tables.best_by_solver(res))
     more, figs, csvs = decomposition_blocks(res, out / "tables")
     blocks += more
@@ -133,7 +165,7 @@ def build_report(
                              write_table="tables/flows.csv" in contents.tables())
     blocks += more
     written += csvs
-    blocks += [Heading("Package versions"), Table(protocol.versions(res))]
+    blocks += _protocol(res)
 
     for fig in figures:
         written.append(atomic_write_bytes(out / "figures" / fig.name, fig.png))

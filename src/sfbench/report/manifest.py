@@ -30,7 +30,7 @@ class ReportContents:
     decompose_datasets: tuple[str, ...] = ()
 
     def tables(self) -> list[str]:
-        names = ["summary", "headline", "cells", "best_by_solver", "quality"]
+        names = ["summary", "headline", "cells", "best_by_solver", "quality", "solvers"]
         if self.image_datasets:
             names += ["baseline", "bits"]
         if self.decompose_datasets:
@@ -38,6 +38,7 @@ class ReportContents:
         return (
             [f"tables/{name}.csv" for name in names]
             + [f"tables/summary_{d}.csv" for d in (*self.datasets, *self.image_datasets)]
+            + [f"tables/answers_{d}.csv" for d in (*self.datasets, *self.image_datasets)]
             + [f"tables/grid_{m}.csv" for m in dict.fromkeys(self.methods)]
         )
 

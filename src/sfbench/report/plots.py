@@ -93,14 +93,17 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
     d = means[means["dataset"] == dataset]
     fig, axes, methods, solvers, colors = method_panels(d)
     for ax, method in zip(axes[0], methods, strict=True):
-        for solver in solvers:
-            s = d[(d["method"] == method) & (d["solver"] == solver)].sort_values("nfe_mean")
-            s = s[np.isfinite(s[f"{metric}_mean"])]
+        for solver, common in ((s, c) for s in solvers for c in (True, False)):
+            # the solver's native-setting cells off the common grids: their own dash-dot line
+            s = d[(d["method"] == method) & (d["solver"] == solver)
+                  & (d["common"].astype(bool) == common if "common" in d else common)]
+            s = s[np.isfinite(s[f"{metric}_mean"])].sort_values("nfe_mean")
             if not len(s):
                 continue
             ax.errorbar(s["nfe_mean"], s[f"{metric}_mean"], yerr=s[f"{metric}_std"],
                         marker="o", markersize=3, linewidth=1, capsize=2,
-                        color=colors[solver], label=solver)
+                        color=colors[solver], linestyle="-" if common else "-.",
+                        label=solver if common else f"{solver} (native)")
         if reference is not None and math.isfinite(reference):
             ax.axhline(reference, color="k", linestyle="--", linewidth=0.8,
                        label=reference_label)
@@ -118,8 +121,8 @@ def metric_vs_nfe(means: pd.DataFrame, dataset: str, metric: str,
     handles, labels = panel_legend(axes)
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=8,
                bbox_to_anchor=(0.5, -0.12))
-    fig.suptitle(f"{dataset}: {entry.plot_label} against NFE "
-                 "(mean over seeds, error bar = std)", fontsize=10)
+    fig.suptitle(f"{dataset}: {entry.plot_label} against NFE (mean over training seeds on the "
+                 "selection seed, error bar = std)", fontsize=10)
     return to_png(fig)
 
 

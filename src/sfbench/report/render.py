@@ -44,7 +44,17 @@ class Figure:
     caption: str
 
 
-Block = Heading | Paragraph | Bullets | Table | Figure
+@dataclass
+class Details:
+    """A titled group of blocks the HTML shows collapsed (``<details>``; the Markdown shows
+    a heading and the blocks)."""
+
+    title: str
+    blocks: list
+    level: int = 2
+
+
+Block = Heading | Paragraph | Bullets | Table | Figure | Details
 
 
 def fmt(value) -> str:
@@ -70,9 +80,16 @@ def _code_spans_html(text: str) -> str:
 
 
 def to_markdown(title: str, blocks: list[Block]) -> str:
-    lines = [f"# {title}", ""]
+    return "\n".join([f"# {title}", "", *_markdown_lines(blocks)]).rstrip() + "\n"
+
+
+def _markdown_lines(blocks: list[Block]) -> list[str]:
+    lines: list[str] = []
     for block in blocks:
-        if isinstance(block, Heading):
+        if isinstance(block, Details):
+            lines += ["#" * block.level + " " + block.title, ""]
+            lines += _markdown_lines(block.blocks)
+        elif isinstance(block, Heading):
             lines += ["#" * block.level + " " + block.text, ""]
         elif isinstance(block, Paragraph):
             lines += [block.text, ""]
@@ -90,7 +107,7 @@ def to_markdown(title: str, blocks: list[Block]) -> str:
             lines.append("")
         elif isinstance(block, Figure):
             lines += [f"![{block.caption}](figures/{block.name})", "", f"*{block.caption}*", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 CSS = """
@@ -105,6 +122,8 @@ figure { margin: 1em 0 2em; }
 figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-style: italic; font-size: 0.9em; }
 code { background: #f4f4f4; padding: 0 0.2em; }
+summary { cursor: pointer; }
+summary .summary { display: inline; }
 """
 
 
@@ -115,9 +134,22 @@ def to_html(title: str, blocks: list[Block]) -> str:
         f"<title>{html.escape(title)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        *_html_lines(blocks),
+        "</body></html>",
     ]
+    return "\n".join(out) + "\n"
+
+
+def _html_lines(blocks: list[Block]) -> list[str]:
+    out: list[str] = []
     for block in blocks:
-        if isinstance(block, Heading):
+        if isinstance(block, Details):
+            level = block.level
+            out.append(f'<details><summary><h{level} class="summary">'
+                       f"{html.escape(block.title)}</h{level}></summary>")
+            out += _html_lines(block.blocks)
+            out.append("</details>")
+        elif isinstance(block, Heading):
             out.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
         elif isinstance(block, Paragraph):
             out.append(f"<p>{_code_spans_html(block.text)}</p>")
@@ -147,5 +179,4 @@ def to_html(title: str, blocks: list[Block]) -> str:
                 f'<figure><img alt="{alt}" src="data:image/png;base64,{data}">'
                 f"<figcaption>{alt}</figcaption></figure>"
             )
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    return out

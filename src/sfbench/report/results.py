@@ -44,6 +44,8 @@ class Results:
     records: dict[str, list[dict]] = field(default_factory=dict)  # raw records by kind
     sample_files: dict[tuple[str, str, int], Path] = field(default_factory=dict)
     data_files: dict[str, Path] = field(default_factory=dict)
+    # one row per model x cell x held-out noise seed: every metric on that seed's draw
+    held_out: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def datasets(self) -> list[str]:
@@ -107,13 +109,18 @@ def _model_seed(settings: dict):
     return seed
 
 
-def setting_label(solver: str, steps, tolerance, grid: str | None = None) -> str:
-    """"heun, 16 steps" / "heun, 16 steps, edm grid" / "dopri5, tol 1e-03": one sweep cell."""
+def setting_label(solver: str, steps, tolerance, grid: str | None = None,
+                  grid_options: dict | None = None, extra_native: bool = False) -> str:
+    """"heun, 16 steps" / "edm_heun, 8 steps, edm grid (rho 7), native" / "dopri5, tol 1e-03":
+    one sweep cell; ``extra_native``: a cell of the solver's native setting off the common grids."""
     if tolerance is not None and tolerance == tolerance:  # not None, not NaN
         return f"{solver}, tol {tolerance:.0e}"
+    label = f"{solver}, {int(steps)} step{'s' if int(steps) != 1 else ''}"
     if grid not in (None, "uniform", "endpoints"):
-        return f"{solver}, {int(steps)} steps, {grid} grid"
-    return f"{solver}, {int(steps)} steps"
+        label += f", {grid} grid"
+    if grid_options:
+        label += " (" + ", ".join(f"{k} {v}" for k, v in sorted(grid_options.items())) + ")"
+    return label + (", native" if extra_native else "")
 
 
 def _number(value) -> float:
@@ -163,7 +170,7 @@ def load_results(paths: list[str | Path]) -> Results:
             for r in by_kind.get("train", [])
         ]
     )
-    cell_rows, sample_files = [], {}
+    cell_rows, held_rows, sample_files = [], [], {}
     for r in by_kind.get("sweep", []):
         s = r["settings"]
         key = (s["dataset"], s["method"], int(s["seed"]))
@@ -171,15 +178,26 @@ def load_results(paths: list[str | Path]) -> Results:
         if out:
             sample_files[key] = Path(out)
         kind = s.get("data_kind", VECTOR)
+        common_grids = set(s.get("grids") or ["uniform"])
         for c in r["result"]["cells"]:
             grid = c.get("grid", "endpoints" if c["tolerance"] is not None else "uniform")
             metrics = {m: _number(c.get(m)) for m in metric_names()}
+            # common: on one of the sweep's common grids (adaptive cells: their endpoints);
+            # native: the solver's own grid, grid options and options (contract B). A cell
+            # can be both (euler on the uniform grid); the extra native cells are not common.
+            native = bool(c.get("native", False))
+            common = not native or c["tolerance"] is not None or grid in common_grids
+            grid_options = c.get("grid_options") or {}
+            held_rows += _held_out_rows(key, c, s.get("held_out_seeds") or [])
             cell_rows.append(
                 {
                     "dataset": key[0], "method": key[1], "seed": key[2], "data_kind": kind,
                     "solver": c["solver"], "solver_kind": c.get("solver_kind"),
                     "steps": c["steps"], "tolerance": c["tolerance"], "grid": grid,
-                    "setting": setting_label(c["solver"], c["steps"], c["tolerance"], grid),
+                    "setting": setting_label(c["solver"], c["steps"], c["tolerance"], grid,
+                                             grid_options, native and not common),
+                    "common": common, "native": native,
+                    "native_swept": bool(s.get("native", False)),
                     "key": c["key"], "nfe": c["nfe"], **metrics,
                     "score": metrics[SELECTION[kind]],
                     "n_finite": c.get("n_finite"),
@@ -223,4 +241,21 @@ def load_results(paths: list[str | Path]) -> Results:
         for out in r.get("outputs", [])
         if str(out).endswith(".npz")
     }
-    return Results(data, reference, train, cells, nll, by_kind, sample_files, data_files)
+    return Results(data, reference, train, cells, nll, by_kind, sample_files, data_files,
+                   held_out=pd.DataFrame(held_rows))
+
+
+def _held_out_rows(model: tuple, cell: dict, seeds: list) -> list[dict]:
+    """One row per held-out noise seed of ``cell``: every metric measured on that seed.
+
+    ``cell["held_out"]`` maps a metric to one value per seed of the record's
+    ``held_out_seeds`` (contract B); a record without held-out seeds gives none.
+    """
+    held = cell.get("held_out") or {}
+    return [
+        {"dataset": model[0], "method": model[1], "seed": model[2], "key": cell["key"],
+         "noise_seed": noise_seed,
+         **{m: _number(held[m][i]) if m in held and i < len(held[m]) else float("nan")
+            for m in metric_names()}}
+        for i, noise_seed in enumerate(seeds)
+    ]

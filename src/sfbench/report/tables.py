@@ -20,9 +20,12 @@ import numpy as np
 import pandas as pd
 
 from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
+from sfbench.report.heldout import reported
 from sfbench.report.results import Results, metric_names
 
-SETTING_KEYS = ["solver", "solver_kind", "grid", "steps", "tolerance", "setting"]
+#: What identifies one setting of a method across its training seeds (a cell key of its sweeps).
+SETTING_KEYS = ["solver", "solver_kind", "grid", "steps", "tolerance", "setting", "key",
+                "common", "native"]
 
 
 def _std(values: pd.Series) -> float:
@@ -49,27 +52,50 @@ def setting_means(res: Results) -> pd.DataFrame:
 
 
 def best_by_solver(res: Results) -> pd.DataFrame:
-    """For each dataset x method x solver: its best setting (lowest mean score) and metrics."""
+    """For each dataset x method x solver: its best common-grid cell and its best
+    native-setting cell (lowest mean selection-seed score), with their held-out figures.
+
+    One row each, ``cells`` = "common" / "native"; a cell that is both (euler on
+    the uniform grid) appears in both. Records without native cells give common rows only.
+    """
     means = setting_means(res)
     if not len(means):
         return means
     finite = means[np.isfinite(means["score_mean"])]
-    idx = finite.groupby(["dataset", "method", "solver"], sort=False)["score_mean"].idxmin()
-    return finite.loc[idx].reset_index(drop=True)
+    group = ["dataset", "method", "solver"]
+    rows = []
+    for cells in ("common", "native"):
+        mine = finite[finite[cells].astype(bool)]
+        if len(mine):
+            rows.append(mine.loc[mine.groupby(group, sort=False)["score_mean"].idxmin()]
+                        .assign(cells=cells))
+    if not rows:
+        return finite.iloc[:0]
+    best = pd.concat(rows, ignore_index=True)
+    # each solver's common row, then its native row, solvers in the order of the sweeps
+    best = best.assign(_order=best.groupby(group, sort=False).ngroup())
+    best = best.sort_values(["_order", "cells"], kind="stable").drop(columns="_order")
+    return reported(res, best)
 
 
 def summary(res: Results) -> pd.DataFrame:
     """Per dataset x method: the best setting's metrics and NFE, with NLL and training time.
 
-    The best setting has the lowest mean score (the selection metric of the data's kind).
+    The best setting has the lowest mean score (the selection metric of the data's kind,
+    on the selection noise seed); its metrics are its held-out figures
+    (:func:`sfbench.report.heldout.reported`).
     """
     means = setting_means(res)
     if not len(means):
         return means
     finite = means[np.isfinite(means["score_mean"])]
     idx = finite.groupby(["dataset", "method"], sort=False)["score_mean"].idxmin()
-    stats = [f"{m}_{s}" for m in (*metric_names(), "nfe") for s in ("mean", "std")]
-    best = finite.loc[idx, ["dataset", "data_kind", "method", "setting", "n_seeds", *stats]]
+    chosen = reported(res, finite.loc[idx])  # held-out figures of the selection-seed choice
+    stats = [f"{m}_{s}" for m in metric_names() for s in ("mean", "std", "n")]
+    stats += ["nfe_mean", "nfe_std", *(f"selection_{m}_{s}" for m in metric_names()
+                                       for s in ("mean", "std"))]
+    best = chosen[["dataset", "data_kind", "method", "setting", "key", "n_seeds",
+                   "figure_source", *stats]]
     best = best.rename(columns={"setting": "best_setting"})
     if len(res.nll):
         nll_columns = ["nll_nats", "nll_bits_per_dim", "vlb_bits_per_dim"]
@@ -110,8 +136,8 @@ def headline(summary_table: pd.DataFrame) -> pd.DataFrame:
         metric = SELECTION[row["data_kind"]]
         column = f"{row['dataset']} ({METRICS[metric].label})"
         # one seed has no spread to show: "± 0" would read as a measured zero
-        spread = (f" ± {row[f'{metric}_std']:.2g}" if row["n_seeds"] > 1
-                  else " (1 seed)")
+        n = row.get(f"{metric}_n", row["n_seeds"])
+        spread = f" ± {row[f'{metric}_std']:.2g}" if n > 1 else " (1 seed)"
         cells.setdefault(row["method"], {})[column] = (
             f"{row[f'{metric}_mean']:.3g}{spread} @ {row['nfe_mean']:.0f} NFE"
         )
@@ -141,8 +167,10 @@ def pivot(res: Results, method: str, metric: str) -> pd.DataFrame:
         return g
     g = g.assign(column=[
         f"tol {t:.0e}" if t == t and t is not None
-        else str(int(s)) if grid == "uniform" else f"{int(s)} {grid}"
-        for s, t, grid in zip(g["steps"], g["tolerance"], g["grid"], strict=True)
+        else (str(int(s)) if grid == "uniform" else f"{int(s)} {grid}")
+        + ("" if common else " native")  # a native-setting cell off the common grids
+        for s, t, grid, common in zip(g["steps"], g["tolerance"], g["grid"], g["common"],
+                                      strict=True)
     ])
     fixed = g.loc[g["tolerance"].isna()]
     # uniform grid first, then the other grids; steps ascending within a grid

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sfbench.eval.metrics import IMAGE, SELECTION, VECTOR, metrics_for
 from sfbench.report import plots, tables
+from sfbench.report.heldout import source_note
 from sfbench.report.render import Figure, Table, fmt
 from sfbench.report.results import Results
 from sfbench.report.sections.common import (
@@ -56,9 +57,9 @@ def _yardstick(ref: pd.DataFrame | None, dataset: str, column: str) -> float | N
     return float(ref.loc[dataset, column])
 
 
-def _best_caption(dataset: str, selection: str) -> str:
-    return (f"{dataset}: methods at their best setting (lowest mean {label(selection)}; "
-            "mean ± std over seeds)")
+def _best_caption(dataset: str, selection: str, s: pd.DataFrame) -> str:
+    return (f"{dataset}: methods at their best setting (lowest mean {label(selection)} over "
+            f"training seeds on the selection seed); {source_note(s)}")
 
 
 def vector_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.DataFrame,
@@ -67,7 +68,7 @@ def vector_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.
     blocks, figures = [], []
     selection = SELECTION[VECTOR]
     s = summary[summary["dataset"] == dataset]
-    caption = _best_caption(dataset, selection)
+    caption = _best_caption(dataset, selection, s)
     if ref is not None and dataset in ref.index:
         r = ref.loc[dataset]
         floors = [f"{m.label} {fmt(r[m.name])}" + (f" ± {fmt(r[f'{m.name}_std'])}"
@@ -81,7 +82,8 @@ def vector_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.
                               plots.metric_vs_nfe(means, dataset, metric.name,
                                                   _yardstick(ref, dataset, metric.name)),
                               f"{dataset}: {metric.plot_label} against NFE, every method and "
-                              f"solver ({axes}; dashed: noise floor)"))
+                              f"solver ({axes}; dash-dot: a solver's native setting off the "
+                              "common grid; dashed: noise floor)"))
     test = load_test_split(res, dataset)
     if test is not None:
         seed = first_seed(res, dataset)
@@ -129,7 +131,7 @@ def image_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.D
     blocks, figures = [], []
     selection = SELECTION[IMAGE]
     s = summary[summary["dataset"] == dataset]
-    caption = _best_caption(dataset, selection)
+    caption = _best_caption(dataset, selection, s)
     if ref is not None and dataset in ref.index:
         r = ref.loc[dataset]
         caption += (f"; {label(selection)} of train-split images {fmt(r[selection])} ± "
@@ -146,7 +148,8 @@ def image_section(res: Results, dataset: str, summary: pd.DataFrame, means: pd.D
                                   reference_label="train-split images")
         figures.append(Figure(f"{metric.name}_vs_nfe_{dataset}.png", png,
                               f"{dataset}: {metric.plot_label} against NFE, every method and "
-                              f"solver ({axes}; dashed: train-split images, dotted: Gaussian "
+                              f"solver ({axes}; dash-dot: a solver's native setting off the "
+                              "common grid; dashed: train-split images, dotted: Gaussian "
                               "baseline)"))
     seed = first_seed(res, dataset)
     samples = load_samples(res, dataset, seed)

@@ -21,6 +21,7 @@ def protocol(res: Results) -> list[str]:
             f"data seed {r['data_seed']}"
         )
     lines += _sampling(res)
+    lines += _selection(res)
     seeds = sorted(set(res.train["seed"])) if len(res.train) else []
     if seeds:
         lines.append(f"training seeds: {', '.join(map(str, seeds))} (mean ± std over these)")
@@ -86,6 +87,50 @@ def _sampling(res: Results) -> list[str]:
                 f"trajectories: first {t['n_points']} samples of {t['solver']} "
                 f"at {t['steps']} steps"
             )
+    return lines
+
+
+def _selection(res: Results) -> list[str]:
+    """How a best cell is chosen and what its reported mean ± std is over (per data kind)."""
+    from sfbench.eval.metrics import METRICS, SELECTION
+
+    lines = []
+    for s in unique(
+        {"data_kind": r["settings"].get("data_kind", "vector"),
+         "sampling_seed": r["settings"].get("sampling_seed"),
+         "held_out_seeds": list(r["settings"].get("held_out_seeds") or []),
+         "native": bool(r["settings"].get("native", False))}
+        for r in res.records.get("sweep", [])
+    ):
+        kind = s["data_kind"]
+        cells = res.cells[res.cells["data_kind"] == kind] if len(res.cells) else res.cells
+        counts = (sorted(set(cells.groupby(["dataset", "method"])["seed"].nunique()))
+                  if len(cells) else [0])
+        seeds = "-".join(map(str, dict.fromkeys((counts[0], counts[-1]))))
+        metric = METRICS[SELECTION[kind]].label
+        held = s["held_out_seeds"]
+        text = (
+            f"selection ({kind} data): a cell (a method's solver, step count or tolerance, "
+            f"grid) is chosen by the mean over the training seeds ({seeds} per method) of its "
+            f"{metric} on the selection noise seed {s['sampling_seed']}; "
+        )
+        if held:
+            text += (
+                f"every cell is also sampled on {len(held)} held-out noise seeds "
+                f"({', '.join(map(str, held))}), and the best-of tables (answers, headline, "
+                "summaries, best by solver, quality, baseline) report the chosen cell's "
+                f"held-out figure: mean ± std over training seeds x held-out seeds ({seeds} x "
+                f"{len(held)} values); grid tables, curves and figures show selection-seed means"
+            )
+        else:
+            text += (
+                "no held-out noise seeds: the best-of tables report the selection-seed values "
+                "(mean ± std over training seeds), measured on the draws the cell was chosen "
+                "on, so optimistic"
+            )
+        if s["native"]:
+            text += "; each solver also sampled in its native setting (grid, options)"
+        lines.append(text)
     return lines
 
 

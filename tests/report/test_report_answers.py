@@ -256,20 +256,25 @@ def test_the_protocol_states_seeds_and_is_collapsed_in_the_html(report):
     assert "</details>" in details and "Answers" in html[:html.index("<details>")]
 
 
-def test_the_solver_table_is_the_registrys(paths, tmp_path, monkeypatch):
-    from sfbench.solvers import registry
+def test_the_solver_table_is_the_registrys(paths, tmp_path):
+    from sfbench.solvers import SOLVERS, solver_table
 
-    rows = [{"solver": "euler", "kind": "ode", "variable": "t", "order": 1,
-             "nfe_per_step": "1", "native": "a marker grid", "description": "d"},
-            {"solver": "ddim", "kind": "ode", "variable": "sigma/alpha", "order": 1,
-             "nfe_per_step": "1", "native": "uniform grid", "description": "d"}]
-    monkeypatch.setattr(registry, "solver_table", lambda: rows, raising=False)
     out = tmp_path / "report"
     build_report(paths, out, preset="unit")
     saved = pd.read_csv(out / "tables" / "solvers.csv")
-    assert list(saved["solver"]) == ["euler", "ddim"]
-    assert list(saved["swept"]) == [True, False]
+    rows = solver_table()
+    assert list(saved["solver"]) == [r["solver"] for r in rows] == list(SOLVERS)
+    assert list(saved["variable"]) == [r["variable"] for r in rows]
+    assert list(saved["native"]) == [r["native"] for r in rows]
+    swept = {c for p in paths for c in _swept_solvers(p)}
+    assert list(saved["swept"]) == [r["solver"] in swept for r in rows]
     md = (out / "report.md").read_text()
-    assert "a marker grid" in md and "| steps in |" in md
+    assert SOLVERS["edm_heun"].native.describe() in md and "| steps in |" in md
     assert "`ddim`" in md and "`edm_heun`" in md  # the naming note: diffusers' Euler / Heun
 
+
+def _swept_solvers(path) -> set[str]:
+    import json
+
+    record = json.loads(open(path).read())
+    return {c["solver"] for c in record["result"].get("cells", [])}

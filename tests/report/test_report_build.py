@@ -191,12 +191,8 @@ def test_report_csv_round_trips(report):
 
 def test_report_command_writes_a_record(result_files, tmp_path):
     out, record = tmp_path / "rep", tmp_path / "report.json"
-    # `python -m sfbench`, with the solver table's stand-in where the registry has none yet
-    main = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-            "import runpy, solver_table_stub; solver_table_stub.install(); "
-            "runpy.run_module('sfbench', run_name='__main__', alter_sys=True)")
     proc = subprocess.run(
-        [sys.executable, "-c", main, "report", "--results", *result_files,
+        [sys.executable, "-m", "sfbench", "report", "--results", *result_files,
          "--out-dir", str(out), "--preset", "unit", "--quality-datasets", "none",
          "--result", str(record)],
         # a bare environment (no tracking variables), but this checkout's package

@@ -276,5 +276,5 @@ def test_the_solver_table_is_the_registrys(paths, tmp_path):
 def _swept_solvers(path) -> set[str]:
     import json
 
-    record = json.loads(open(path).read())
+    record = json.loads(Path(path).read_text())
     return {c["solver"] for c in record["result"].get("cells", [])}

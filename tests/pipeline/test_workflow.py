@@ -55,7 +55,7 @@ def _bad_config(workdir, edit) -> str:
         (lambda c: c["train"].update(learning_rate=0.1), "train.learning_rate: unknown key"),
         (lambda c: c.update(extra_section={}), "extra_section: unknown key"),
         (lambda c: c["data"].update(n_test="many"), "data.n_test: 'many' is not of type"),
-        (lambda c: c["sampling"]["solvers"].append("eulr"), "sampling.solvers[10]: 'eulr'"),
+        (lambda c: c["sampling"]["solvers"].append("eulr"), "sampling.solvers[7]: 'eulr'"),
         (lambda c: c["sampling"].update(held_out_seeds=[12345]),
          "sampling.held_out_seeds: 12345 is the selection seed"),
         (lambda c: c["sampling"].update(native="yes"), "sampling.native: 'yes' is not of type"),

@@ -154,15 +154,16 @@ def test_the_noise_floor_takes_as_many_draws_as_a_figure_has_held_out_values():
     cfg = load_preset("default")
     plan = JobPlan(cfg)
     n = len(cfg["seeds"]) * len(cfg["sampling"]["held_out_seeds"])
-    assert n >= 2 and floor_draws(plan, "moons") == n
+    assert n > 3 and floor_draws(plan, "moons") == n
     assert f"--draws {n}" in reference_flags(plan, "moons")
     assert floor_draws(plan, "digits") == cfg["images"]["evaluation"]["reference_draws"]
     cfg = copy.deepcopy(cfg)
     cfg["sampling"]["held_out_seeds"] = []
     cfg["images"]["evaluation"].pop("reference_draws")
     assert floor_draws(JobPlan(cfg), "moons") == 3  # no held-out seeds: as before
-    assert floor_draws(JobPlan(cfg), "digits") == max(
-        2, len(cfg["images"]["seeds"]) * len(cfg["images"]["sampling"]["held_out_seeds"]))
+    assert floor_draws(JobPlan(cfg), "digits") == 3  # 1 seed x 1 held-out: never below 3
+    cfg["images"]["sampling"]["held_out_seeds"] = [1, 2, 3, 4]
+    assert floor_draws(JobPlan(cfg), "digits") == 4 * len(cfg["images"]["seeds"])
 
 
 def test_each_model_reads_the_settings_files_of_its_block():

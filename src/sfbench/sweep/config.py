@@ -6,8 +6,9 @@ that can be hashed, recorded and reread. Unknown keys and wrong types are
 errors that name the key: a misspelt ``stpes:`` must not silently sweep
 nothing.
 
-The cells are every fixed-step solver on every grid at every step count,
-then every adaptive solver at every tolerance (rtol = atol). This module
+The cells are every fixed-step solver on every grid at every step count
+(with ``native``, then its native-setting cells), then every adaptive solver
+at every tolerance (rtol = atol). This module
 imports only the standard library at the top, so building the command-line
 parser stays cheap; :meth:`SweepConfig.cells` consults the solver registry
 (torch) when the sweep runs.

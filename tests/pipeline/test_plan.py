@@ -19,8 +19,8 @@ from sfbench.pipeline.validate import config_problems, validate_config
 PRESETS = sorted(p.stem for p in (REPO / "config").glob("*.yaml"))
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 #: The keys of a sweep config (CONTRACTS.md item 6: SweepConfig refuses unknown keys).
-SWEEP_KEYS = {"solvers", "steps", "grids", "adaptive", "n_samples", "seed", "device",
-              "trajectory", "straightness", "nll", "fid"}
+SWEEP_KEYS = {"solvers", "steps", "grids", "adaptive", "n_samples", "seed", "held_out_seeds",
+              "native", "device", "trajectory", "straightness", "nll", "fid"}
 
 
 @pytest.fixture(params=PRESETS)
@@ -129,6 +129,12 @@ def test_sweep_configs_have_the_contract_keys_and_the_blocks_settings(preset):
     main = sweep_settings(plan, "main")
     assert main["nll"] == preset["evaluation"]["nll"] and main["fid"] is None
     assert main["solvers"] == preset["sampling"]["solvers"]
+    # the noise protocol reaches every sweep of a block, reflow's and one-step ones included
+    for name in names:
+        block = preset["images"] if name == "images" else preset
+        assert sweep_settings(plan, name)["held_out_seeds"] == block["sampling"].get(
+            "held_out_seeds", []), name
+        assert sweep_settings(plan, name)["native"] == block["sampling"].get("native", False)
     if "images" in preset:
         images = sweep_settings(plan, "images")
         assert images["nll"] is None and images["trajectory"] is None  # NLL: its own job
@@ -139,6 +145,25 @@ def test_sweep_configs_have_the_contract_keys_and_the_blocks_settings(preset):
         assert (one_step["solvers"], one_step["steps"], one_step["adaptive"]) == (
             ["euler"], [1], {})
         assert one_step["nll"] is None
+
+
+def test_the_noise_floor_takes_as_many_draws_as_a_figure_has_held_out_values():
+    from sfbench.pipeline.commands import reference_flags
+    from sfbench.pipeline.settings import floor_draws
+
+    cfg = load_preset("default")
+    plan = JobPlan(cfg)
+    n = len(cfg["seeds"]) * len(cfg["sampling"]["held_out_seeds"])
+    assert n > 3 and floor_draws(plan, "moons") == n
+    assert f"--draws {n}" in reference_flags(plan, "moons")
+    assert floor_draws(plan, "digits") == cfg["images"]["evaluation"]["reference_draws"]
+    cfg = copy.deepcopy(cfg)
+    cfg["sampling"]["held_out_seeds"] = []
+    cfg["images"]["evaluation"].pop("reference_draws")
+    assert floor_draws(JobPlan(cfg), "moons") == 3  # no held-out seeds: as before
+    assert floor_draws(JobPlan(cfg), "digits") == 3  # 1 seed x 1 held-out: never below 3
+    cfg["images"]["sampling"]["held_out_seeds"] = [1, 2, 3, 4]
+    assert floor_draws(JobPlan(cfg), "digits") == 4 * len(cfg["images"]["seeds"])
 
 
 def test_each_model_reads_the_settings_files_of_its_block():

@@ -123,7 +123,13 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
     assert np.isfinite(nll.drop("distill")).all() and np.isnan(nll["distill"])  # no ODE, no NLL
     cells = pd.read_csv(report / "tables" / "cells.csv")
     cells = cells[cells["dataset"].isin(cfg["datasets"]) & cells["method"].isin(cfg["methods"])]
-    n_cells = len(cfg["sampling"]["solvers"]) * len(cfg["sampling"]["steps"]) + sum(
+    from sfbench.pipeline import JobPlan
+    from sfbench.pipeline.settings import sweep_settings
+    from sfbench.sweep.config import SweepConfig
+
+    # the common cells and, with sampling.native, each solver's native column
+    n_cells = len(SweepConfig.from_dict(sweep_settings(JobPlan(cfg), "main")).cells())
+    assert n_cells >= len(cfg["sampling"]["solvers"]) * len(cfg["sampling"]["steps"]) + sum(
         map(len, cfg["sampling"]["adaptive"].values())
     )
     assert len(cells) == len(cfg["datasets"]) * len(cfg["methods"]) * len(cfg["seeds"]) * n_cells

@@ -86,3 +86,28 @@ def test_sweep_cells_are_child_runs_with_every_metric(data, tmp_path, monkeypatc
     assert record["result"]["cells"][1]["options"] == {"eta": 0.5}
     assert record["settings"]["solver_options"] == {"ddim": {"eta": 0.5}}
     assert json.loads((tmp_path / "n.json").read_text())["settings"]["n_test"] == 10
+
+
+def test_sweep_records_held_out_draws_by_hand(data, tmp_path, monkeypatch):
+    """--held-out-seeds: rows hold one value per held-out seed, the result the best cell's
+    held-out figure, each child run its held-out mean; only the selection draws are stored."""
+    import sfbench.cli as cli
+
+    children = []
+    monkeypatch.setattr(cli, "_no_child_run", lambda *a: children.append(a))
+    assert main(["sweep", *ORACLE, "--data", str(data), "--solvers", "euler", "--steps", "1",
+                 "4", "--n-samples", "60", "--seed", "1", "--held-out-seeds", "8", "9",
+                 "--out", str(tmp_path / "s.npz"), "--result", str(tmp_path / "s.json")]) == 0
+    record = json.loads((tmp_path / "s.json").read_text())
+    assert record["settings"]["held_out_seeds"] == [8, 9]
+    assert record["settings"]["sampling_seed"] == 1
+    rows = {c["key"]: c for c in record["result"]["cells"]}
+    assert all(len(r["held_out"]["w2"]) == 2 for r in rows.values())
+    best = rows[record["result"]["best_key"]]
+    assert record["result"]["best_held_out"]["w2"]["mean"] == pytest.approx(
+        np.mean(best["held_out"]["w2"]))
+    assert best["held_out"]["w2"][0] != best["w2"]  # another draw, another value
+    assert children[0][2]["held_out_w2"] == pytest.approx(
+        np.mean(rows["euler/steps1"]["held_out"]["w2"]))
+    with np.load(tmp_path / "s.npz") as z:
+        assert sorted(z.files) == ["euler__steps1", "euler__steps4"]

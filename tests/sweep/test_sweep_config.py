@@ -11,6 +11,7 @@ from sfbench.sweep.config import Cell, SweepConfig, TrajectoryConfig
 FULL = {
     "solvers": ["euler", "ddim"], "steps": [2, 8], "grids": ["uniform", "edm"],
     "adaptive": {"dopri5": [1e-2, 1e-4]}, "n_samples": 100, "seed": 12345, "device": "cpu",
+    "held_out_seeds": [1, 2], "native": False,
     "options": {"ddim": {"eta": 0.5}},
     "trajectory": {"solver": "heun", "steps": 32, "n_points": 200},
     "straightness": {"n_points": 500, "steps": 100},

@@ -28,7 +28,9 @@ def add_parser(sub):
                    help="points per draw: the sweep's sample count (default: n_test; "
                    "required for images)")
     p.add_argument("--seed", type=non_negative_int, default=0, help="data seed of the first draw")
-    p.add_argument("--draws", type=positive_int, default=3, help="independent draws averaged")
+    p.add_argument("--draws", type=positive_int, default=3,
+                   help="independent draws averaged; the pipeline gives as many as a "
+                   "method's figure has held-out values (training seeds x held-out seeds)")
     images = p.add_argument_group("images (FID / KID)")
     images.add_argument("--data-dir", help="where image datasets' files are")
     images.add_argument("--classifier", help="digits classifier file (digits FID)")

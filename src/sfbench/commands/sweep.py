@@ -98,7 +98,8 @@ def run(args) -> dict:
     load_seconds = time.perf_counter() - tic
     image = image_reference(info, args, config)
     common = {**shared_settings(info), "n_samples": config.n_samples or int(test.shape[0]),
-              "n_test": int(test.shape[0]), "sampling_seed": config.seed}
+              "n_test": int(test.shape[0]), "sampling_seed": config.seed,
+              "held_out_seeds": list(config.held_out_seeds)}
     record, arrays = run_sweep(
         model, test, config, image=image, model_info=info, data=args.data,
         on_cell=lambda cell, row: args.log_child(*row.child_run(common)),

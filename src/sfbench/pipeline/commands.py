@@ -13,7 +13,7 @@ import shlex
 from sfbench.eval.metrics import IMAGE
 from sfbench.pipeline import paths, registries
 from sfbench.pipeline.plan import JobPlan, Model
-from sfbench.pipeline.settings import FID_DEFAULTS
+from sfbench.pipeline.settings import FID_DEFAULTS, floor_draws
 
 
 def job_key(stage: str, wildcards) -> str:
@@ -47,15 +47,17 @@ def data_flags(plan: JobPlan, dataset: str) -> str:
 
 
 def reference_flags(plan: JobPlan, dataset: str) -> str:
-    """Vector data: the noise-floor draw's seed; images: also FID floor and baseline settings."""
+    """The noise floor's first data seed and number of draws (:func:`floor_draws`: the
+    held-out protocol); images also the FID floor and baseline settings."""
     if registries.data_kind(dataset) != IMAGE:
-        return f"--seed {plan.cfg['evaluation']['reference_seed']}"
+        return (f"--seed {plan.cfg['evaluation']['reference_seed']}"
+                f" --draws {floor_draws(plan, dataset)}")
     evaluation = plan.images["evaluation"]
     fid = {**FID_DEFAULTS, **evaluation.get("fid", {})}
     return _join(
         data_dir_flag(plan, dataset), f"--n-samples {plan.images['sampling']['n_samples']}",
         f"--seed {evaluation['reference_seed']}",
-        f"--draws {evaluation.get('reference_draws', 3)}", classifier_flag(plan, dataset),
+        f"--draws {floor_draws(plan, dataset)}", classifier_flag(plan, dataset),
         f"--kid-subsets {fid['kid_subsets']} --kid-subset-size {fid['kid_subset_size']}"
         f" --fid-device {fid['device']}",
     )

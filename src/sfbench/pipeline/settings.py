@@ -46,8 +46,9 @@ def sweep_settings(plan: JobPlan, name: str) -> dict:
 
     The block's sampling settings; vector blocks add their NLL (computed by the
     sweep job), the images block its FID settings (its NLL is a job of its own).
-    The reflow block samples with the top level's settings and its own ODE
-    solvers; a one-step model is swept by its only valid sampler, one Euler step.
+    The reflow block samples with the top level's settings (held-out seeds and
+    native column included) and its own ODE solvers; a one-step model is swept by
+    its only valid sampler, one Euler step, on the same noise seeds.
     """
     block_name = name.removesuffix("_one_step")
     images = block_name == "images"
@@ -59,6 +60,8 @@ def sweep_settings(plan: JobPlan, name: str) -> dict:
         "adaptive": copy.deepcopy(sampling["adaptive"]),
         "n_samples": sampling["n_samples"],
         "seed": sampling["seed"],
+        "held_out_seeds": list(sampling.get("held_out_seeds", [])),
+        "native": bool(sampling.get("native", False)),
         "device": sampling.get("device", "cpu"),
         "trajectory": None if images else dict(sampling["trajectory"]),
         "straightness": copy.deepcopy(sampling.get("straightness")),
@@ -73,6 +76,24 @@ def sweep_settings(plan: JobPlan, name: str) -> dict:
                         trajectory={"solver": "euler", "steps": 1, "n_points": n_points}
                         if n_points else None)
     return settings
+
+
+def floor_draws(plan: JobPlan, dataset: str) -> int:
+    """Independent data draws of ``dataset``'s noise floor (``sfbench reference --draws``).
+
+    The floor is measured with the held-out protocol: a method's figure is the mean
+    (and std) over training seeds x held-out seeds, so the floor is the mean (and
+    std) over as many independent draws, each scored like a held-out sample set.
+    Never fewer than the 3 draws of before held-out seeds (a smaller protocol, as in
+    the smoke preset, keeps the floor as precise as it was). Images:
+    ``reference_draws`` wins where the preset gives it (an FID floor is costly).
+    """
+    block = plan.data_block(dataset)
+    explicit = block.get("evaluation", {}).get("reference_draws")
+    if block is plan.images and explicit:
+        return int(explicit)
+    held_out = block["sampling"].get("held_out_seeds", [])
+    return max(3, len(block["seeds"]) * len(held_out))
 
 
 def job_config(plan: JobPlan, kind: str, name: str) -> dict:

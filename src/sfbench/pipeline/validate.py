@@ -86,9 +86,13 @@ def schema_problems(cfg: dict, schema_path: str | os.PathLike) -> list[str]:
 
 
 def _sampling_problems(sampling: dict, where: str) -> list[str]:
+    problems = []
     if not sampling["solvers"] and not sampling["adaptive"]:
-        return [f"{where}: no solver to run (solvers and adaptive are both empty)"]
-    return []
+        problems.append(f"{where}: no solver to run (solvers and adaptive are both empty)")
+    if sampling["seed"] in sampling.get("held_out_seeds", []):
+        problems.append(f"{where}.held_out_seeds: {sampling['seed']} is the selection seed "
+                        f"({where}.seed); held-out seeds must be other draws")
+    return problems
 
 
 def rule_problems(cfg: dict) -> list[str]:

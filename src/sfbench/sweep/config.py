@@ -6,8 +6,9 @@ that can be hashed, recorded and reread. Unknown keys and wrong types are
 errors that name the key: a misspelt ``stpes:`` must not silently sweep
 nothing.
 
-The cells are every fixed-step solver on every grid at every step count,
-then every adaptive solver at every tolerance (rtol = atol). This module
+The cells are every fixed-step solver on every grid at every step count
+(with ``native``, then its native-setting cells), then every adaptive solver
+at every tolerance (rtol = atol). This module
 imports only the standard library at the top, so building the command-line
 parser stays cheap; :meth:`SweepConfig.cells` consults the solver registry
 (torch) when the sweep runs.
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sfbench.errors import SfbenchError
-from sfbench.sweep.cells import cell_key
+from sfbench.sweep.cells import Cell, native_cells
+
+__all__ = ["Cell", "SweepConfig"]  # Cell lives in sweep.cells; imported from here too
 
 
 def _check(where: str, value: Any, kind: type | tuple[type, ...], *, positive=False,
@@ -120,33 +123,6 @@ class FIDConfig(_Section):
                              "device": (str, {})}
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One cell of a sweep: a solver at a step count on a grid, or at a tolerance."""
-
-    solver: str
-    steps: int | None
-    tolerance: float | None
-    grid: str
-    options: dict = field(default_factory=dict)  # the configured options of this solver
-
-    @property
-    def key(self) -> str:
-        """:func:`~sfbench.sweep.cells.cell_key`; a solver with options is named with them
-        (``ddim[eta=0.5]/steps8``), so two settings of one solver never share a key."""
-        name = self.solver
-        if self.options:
-            name += "[" + ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                   for k, v in sorted(self.options.items())) + "]"
-        return cell_key(name, self.steps, self.tolerance, self.grid)
-
-    def generate_options(self) -> dict:
-        """Keyword arguments of :func:`sfbench.sampling.generate` for this cell."""
-        if self.tolerance is not None:  # adaptive: only the endpoints, no grid
-            return {"rtol": self.tolerance, "atol": self.tolerance, **self.options}
-        return {"grid": self.grid, **self.options}
-
-
 _SECTIONS = {"trajectory": TrajectoryConfig, "straightness": StraightnessConfig,
              "nll": NLLConfig, "fid": FIDConfig}
 
@@ -158,6 +134,13 @@ class SweepConfig:
     ``n_samples`` None means the size of the test split. ``options`` maps a
     solver name to its options (``{ddim: {eta: 0.5}}``), given to every cell
     of that solver.
+
+    ``seed`` is the *selection* noise seed: its samples are stored and its
+    metrics choose a model's best cell. Every cell is also sampled on each of
+    ``held_out_seeds`` (noise seeds other than ``seed``), whose metrics are the
+    figures reported, so a best cell's figure is never measured on the draw
+    that chose it. ``native``: also sample each fixed-step solver on its native
+    grid and options (:func:`~sfbench.sweep.cells.native_cells`).
     """
 
     solvers: list[str] = field(default_factory=list)
@@ -166,6 +149,8 @@ class SweepConfig:
     adaptive: dict[str, list[float]] = field(default_factory=dict)
     n_samples: int | None = None
     seed: int = 0
+    held_out_seeds: list[int] = field(default_factory=list)
+    native: bool = False
     device: str = "cpu"
     options: dict[str, dict] = field(default_factory=dict)
     trajectory: TrajectoryConfig | None = None
@@ -191,6 +176,10 @@ class SweepConfig:
                 kw[key] = _check(key, v, int)
                 if v < 0:
                     raise SfbenchError(f"sweep config: seed must be >= 0, got {v}")
+            elif key == "held_out_seeds":
+                kw[key] = _list(key, v, int)
+            elif key == "native":
+                kw[key] = _check(key, v, bool)
             elif key == "device":
                 if v not in ("cpu", "cuda"):
                     raise SfbenchError(f"sweep config: device must be cpu or cuda, got {v!r}")
@@ -200,6 +189,7 @@ class SweepConfig:
                            for name, o in _known("options", v, v or {}).items()}
             else:
                 kw[key] = None if v is None else _SECTIONS[key].from_dict(key, v)
+        _check_held_out(kw.get("held_out_seeds", []), kw.get("seed", 0))
         return cls(**kw)
 
     @classmethod
@@ -242,12 +232,31 @@ class SweepConfig:
                         else "fixed-step (give it steps: solvers: / --solvers)")
                 raise SfbenchError(f"solver {cell.solver!r} is {kind}")
             spec.resolve_options(cell.options)  # ValueError naming an unknown option
+        if self.native:  # after the checks: a native setting is the registry's, valid
+            cells = native_cells(cells, list(self.steps))
         unused = sorted(set(self.options) - {c.solver for c in cells})
         if unused:
             raise SfbenchError(f"options given for {unused[0]!r}, which no cell samples")
         if self.trajectory and get_solver(self.trajectory.solver).adaptive:
             raise SfbenchError("the trajectory needs a fixed-step solver")
+        keys = [c.key for c in cells]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:  # a key names one cell's samples and row; two cells may not share one
+            raise SfbenchError(f"two cells would be named {twice[0]!r}")
         return cells
+
+
+def _check_held_out(seeds: list[int], seed: int) -> None:
+    """Held-out seeds must be new draws: non-negative, distinct, and not the selection seed
+    (a figure measured on the draw that chose the cell is what they exist to avoid)."""
+    for i, s in enumerate(seeds):
+        if s < 0:
+            raise SfbenchError(f"sweep config: held_out_seeds[{i}] must be >= 0, got {s}")
+        if s == seed:
+            raise SfbenchError(f"sweep config: held_out_seeds[{i}] = {s} is the selection seed "
+                               "(seed); held-out seeds must be other draws")
+        if s in seeds[:i]:
+            raise SfbenchError(f"sweep config: held_out_seeds[{i}] = {s} is given twice")
 
 
 def _tolerances(where: str, tols: Any) -> list[float]:

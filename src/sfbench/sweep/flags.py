@@ -60,7 +60,8 @@ def straightness_spec(text: str) -> dict:
 #: flag destination -> SweepConfig key (or (section, key)).
 FLAGS = {
     "solvers": "solvers", "steps": "steps", "grids": "grids", "adaptive": "adaptive",
-    "n_samples": "n_samples", "seed": "seed", "device": "device",
+    "n_samples": "n_samples", "seed": "seed", "held_out_seeds": "held_out_seeds",
+    "native": "native", "device": "device",
     "trajectory": "trajectory", "straightness": "straightness",
     "nll_points": ("nll", "n_points"), "nll_rtol": ("nll", "rtol"), "nll_atol": ("nll", "atol"),
     "kid_subsets": ("fid", "kid_subsets"), "kid_subset_size": ("fid", "kid_subset_size"),
@@ -79,7 +80,16 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--adaptive", type=adaptive_spec, action="append", metavar="SOLVER:TOL,...",
                    help="an adaptive solver and its tolerances, rtol = atol (repeatable)")
     g.add_argument("--n-samples", type=positive_int, help="samples per cell (default: n_test)")
-    g.add_argument("--seed", type=non_negative_int, help="noise seed (default 0)")
+    g.add_argument("--seed", type=non_negative_int,
+                   help="selection noise seed: its samples are stored and choose the best cell "
+                   "(default 0)")
+    g.add_argument("--held-out-seeds", nargs="+", type=non_negative_int, metavar="SEED",
+                   help="noise seeds of the reported figures: every cell is also sampled and "
+                   "scored on each (other than --seed; default none)")
+    # store_const with default None, not store_true: None means "not given", which the
+    # one-source rule (flags or --config) needs to tell apart from an explicit setting.
+    g.add_argument("--native", action="store_const", const=True,
+                   help="also sample each fixed-step solver on its native grid and options")
     g.add_argument("--trajectory", type=trajectory_spec, metavar="SOLVER:STEPS:N_POINTS",
                    help="also store the trajectories of the first N_POINTS samples of one cell")
     g.add_argument("--straightness", type=straightness_spec, metavar="N_POINTS:STEPS",

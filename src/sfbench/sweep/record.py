@@ -6,6 +6,12 @@ metric registry (None where a metric does not apply to the data), and the
 result names the best cell by the registry's selection metric of the data's
 kind (W2 for vector data, FID for images), with ``best_<name>`` of every
 registered metric. :meth:`SweepRecord.from_json` reads such a dict back.
+
+Noise seeds: a row's metrics are those of the selection seed
+(``settings["sampling_seed"]``), which choose the best cell; its ``held_out``
+holds every metric on each of ``settings["held_out_seeds"]`` (the figures to
+report), and the result's ``best_held_out`` summarises them for the best cell.
+Records written before held-out seeds read back with ``held_out`` empty.
 """
 
 from __future__ import annotations
@@ -15,8 +21,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: The fixed fields of a cell row, in the order a record lists them; the rest are metrics.
-CELL_FIELDS = ("key", "solver", "solver_kind", "steps", "tolerance", "grid", "options", "nfe",
-               "sample_seconds", "eval_seconds", "n_finite")
+#: ``sample_seconds`` / ``eval_seconds`` are the selection draw's (comparable with records
+#: without held-out seeds); ``held_out_seconds`` is sampling + scoring of every held-out draw.
+CELL_FIELDS = ("key", "solver", "solver_kind", "steps", "tolerance", "grid", "grid_options",
+               "options", "native", "nfe", "sample_seconds", "eval_seconds", "held_out_seconds",
+               "n_finite", "held_out")
+#: What a record written before a field existed means by its absence.
+_ABSENT = {"grid_options": {}, "native": False, "held_out_seconds": 0.0, "held_out": {}}
+
+
+def _finite(values) -> list[float]:
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def summary(values: list[float]) -> dict:
+    """``{"mean", "std", "n"}`` of finite ``values`` (std: sample std, None below 2 values;
+    mean None without any)."""
+    n = len(values)
+    mean = sum(values) / n if n else None
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return {"mean": mean, "std": std, "n": n}
 
 
 @dataclass
@@ -34,15 +58,29 @@ class CellResult:
     sample_seconds: float
     eval_seconds: float
     n_finite: int
-    metrics: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # the selection seed's
+    grid_options: dict = field(default_factory=dict)
+    native: bool = False
+    #: metric -> one value per held-out seed, in the order of settings["held_out_seeds"]
+    held_out: dict[str, list[float | None]] = field(default_factory=dict)
+    held_out_seconds: float = 0.0
 
     def to_json(self) -> dict:
         return {**{k: getattr(self, k) for k in CELL_FIELDS}, **self.metrics}
 
     @classmethod
     def from_json(cls, row: dict) -> CellResult:
-        return cls(**{k: row[k] for k in CELL_FIELDS},
+        return cls(**{k: row.get(k, _ABSENT[k]) if k in _ABSENT else row[k]
+                      for k in CELL_FIELDS},
                    metrics={k: v for k, v in row.items() if k not in CELL_FIELDS})
+
+    def held_out_values(self, metric: str) -> list[float]:
+        """The finite values of ``metric`` on the held-out seeds (none in older records)."""
+        return _finite(self.held_out.get(metric, []))
+
+    def held_out_mean(self, metric: str) -> float | None:
+        """Mean of :meth:`held_out_values` (None without a finite one)."""
+        return summary(self.held_out_values(metric))["mean"]
 
     def score(self, metric: str) -> float | None:
         """The value of ``metric`` if it is a finite number, else None."""
@@ -53,10 +91,12 @@ class CellResult:
         """(name, settings, result) of this cell as a nested run of the sweep's tracked run
         (``args.log_child``); ``common``: the sweep's settings every cell shares."""
         settings = {**common, "solver": self.solver, "steps": self.steps, "grid": self.grid,
-                    "options": self.options}
+                    "grid_options": self.grid_options, "options": self.options,
+                    "native": self.native}
+        held_out = {f"held_out_{k}": self.held_out_mean(k) for k in self.held_out}
         result = {"nfe": self.nfe, "sample_seconds": self.sample_seconds,
                   "n_finite": self.n_finite,
-                  **{k: v for k, v in self.metrics.items() if v is not None}}
+                  **{k: v for k, v in {**self.metrics, **held_out}.items() if v is not None}}
         return self.key, settings, result
 
 
@@ -103,6 +143,7 @@ class SweepRecord:
             "load_seconds": self.load_seconds,
             "sample_seconds": sum(c.sample_seconds for c in self.cells),
             "eval_seconds": sum(c.eval_seconds for c in self.cells),
+            "held_out_seconds": sum(c.held_out_seconds for c in self.cells),
         }
         if self.flow is not None:
             result.update(flow=self.flow, straightness_seconds=self.straightness_seconds)
@@ -110,6 +151,10 @@ class SweepRecord:
         if best is not None:
             result.update(best_key=best.key, best_nfe=best.nfe,
                           **{f"best_{m}": best.metrics.get(m) for m in METRICS})
+            # The best cell's reported figures: its held-out draws only, never the
+            # selection draw that chose it.
+            result["best_held_out"] = {m: summary(best.held_out_values(m))
+                                       for m in best.held_out if best.held_out_values(m)}
         return {"command": "sweep", "settings": self.settings, "result": result,
                 "outputs": list(self.outputs)}
 

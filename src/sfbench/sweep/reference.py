@@ -7,6 +7,13 @@ of the train split) and the Gaussian baseline (:func:`sfbench.eval.fid.image_ref
 The result has, for every registered metric, ``<name>`` and ``<name>_std``
 (mean and sample std over draws; None where the metric does not apply), so
 the report reads the floor of a metric by its registry name.
+
+The floor follows the sweeps' held-out protocol: a method's reported figure
+is the mean +- std of its best cell's metric over training seeds x held-out
+noise seeds, each value one fresh sample set scored against the test split;
+the pipeline asks for as many draws here (``sfbench.pipeline.settings.floor_draws``),
+each one independent data set of the sweep's size scored the same way. So a
+figure below the floor can only come from the data, not from a lucky draw.
 """
 
 from __future__ import annotations

@@ -6,6 +6,11 @@ sample set is scored by an evaluator of the metric registry against the test
 split (vector data) or the dataset's pinned extractor (images); a metric added
 to :data:`sfbench.eval.metrics.METRICS` therefore appears in every cell row
 without a change here.
+
+Every cell is sampled on the selection seed (``config.seed``: its samples are
+stored and its metrics choose the best cell) and again on each held-out seed
+(only scored: the row's ``held_out`` values, the figures the report gives), so
+the reported figure of the chosen cell never comes from the draw that chose it.
 """
 
 from __future__ import annotations
@@ -76,12 +81,16 @@ def run_sweep(
         values = metrics(samples)
         eval_seconds = time.perf_counter() - tic
         arrays[npz_key(cell.key)] = samples
+        tic = time.perf_counter()
+        held_out = _held_out(model, cell, n, config.held_out_seeds, metrics)
         row = CellResult(
             key=cell.key, solver=cell.solver, solver_kind=res.settings["solver_kind"],
             steps=cell.steps, tolerance=cell.tolerance, grid=res.settings["grid"],
             options=res.settings["options"], nfe=int(res.nfe),
             sample_seconds=float(res.wall_seconds), eval_seconds=eval_seconds,
             n_finite=int(np.isfinite(samples).all(axis=1).sum()), metrics=values,
+            grid_options=res.settings["grid_options"], native=cell.native, held_out=held_out,
+            held_out_seconds=time.perf_counter() - tic,
         )
         rows.append(row)
         sampling = sampling or {k: v for k, v in res.settings.items() if k not in _PER_CELL}
@@ -116,7 +125,9 @@ def run_sweep(
         "data": data,
         "n_samples": n,
         "n_test": int(test.shape[0]),
-        "sampling_seed": config.seed,
+        "sampling_seed": config.seed,  # the selection seed
+        "held_out_seeds": list(config.held_out_seeds),
+        "native": config.native,
         "solvers": sorted({c.solver for c in cells if c.tolerance is None}),
         "steps": list(config.steps),
         "grids": list(dict.fromkeys(config.grids)),
@@ -132,6 +143,23 @@ def run_sweep(
     record = SweepRecord(kind=kind, cells=rows, settings=settings, flow=flow,
                          straightness_seconds=straightness_seconds)
     return record, arrays
+
+
+def _held_out(model: Any, cell: Cell, n: int, seeds: list[int],
+              metrics: Callable) -> dict[str, list]:
+    """metric -> its value on each of ``seeds`` (in order): ``cell`` sampled afresh on each
+    seed and scored; the samples are not kept (the selection draw's stand for the cell)."""
+    from sfbench.sampling import generate
+
+    out: dict[str, list] = {}
+    for k, seed in enumerate(seeds):
+        res = generate(model, cell.solver, cell.steps, n, seed, **cell.generate_options())
+        for name, value in metrics(res.samples.numpy().astype("float32")).items():
+            # a metric missing on a draw is None there, so lists stay aligned with seeds
+            out.setdefault(name, [None] * k).append(value)
+        for values in out.values():
+            values += [None] * (k + 1 - len(values))
+    return out
 
 
 def shared_settings(model_info: dict) -> dict:

@@ -1,4 +1,4 @@
-"""The time embedding's scale: chosen per time axis, recorded in the model file, 1000 when absent."""
+"""The time embedding scale: chosen per time axis, kept in the model file, 1000 when absent."""
 
 import math
 

@@ -193,7 +193,7 @@ def test_reflow_straightens_and_distillation_matches_it_in_one_step(tmp_path):
     s1, s2 = straightness(rf1, 500, seed=0, steps=50), straightness(rf2, 500, seed=0, steps=50)
     # Measured: S = 1.8 (1-RF) against 0.012 (2-RF); energy 1.65 against 1.004.
     assert s2.straightness < 0.1 * s1.straightness, (s2.straightness, s1.straightness)
-    assert 1.0 <= s2.normalized_path_energy < s1.normalized_path_energy
+    assert 1.0 <= s2.path_energy_ratio < s1.path_energy_ratio
 
     pairs2 = generate_pairs(rf2, 5000, seed=2, solver="rk4", steps=16)
     distill = train(TrainConfig(method="distill", **BUDGET), pairs2.x1, progress=False,

@@ -33,6 +33,7 @@ from sfbench.errors import NonFiniteLossError
 from sfbench.losses import training_loss
 from sfbench.model import NetworkModel
 from sfbench.models import default_network
+from sfbench.models.presets import with_time_embed_scale
 
 
 @dataclass
@@ -75,6 +76,9 @@ class TrainConfig:
             raise ValueError(f"lr_decay must be 'cosine' or 'constant', got {self.lr_decay!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be auto, fp32 or bf16, got {self.precision!r}")
+        # The time embedding's scale follows the method's time axis (step index or
+        # continuous t); fixed here so the saved network spec records it.
+        self.network = with_time_embed_scale(self.network, self.method, self.schedule)
 
     def _check_types(self) -> None:
         # A YAML value such as 1e-3 (no dot) reads as text; say so here rather

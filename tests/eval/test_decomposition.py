@@ -117,7 +117,7 @@ def test_cli_on_the_oracle_writes_every_term(data_files, tmp_path):
     assert all(c["total_w2"] == c["discretization_w2"] for c in r["cells"])
     assert r["floor_w2"] > 0 and len(r["floor_w2_draws"]) == 3
     flow = r["flow"]
-    assert flow["straightness_steps"] == 20 and flow["normalized_path_energy"] >= 1.0
+    assert flow["straightness_steps"] == 20 and flow["path_energy_ratio"] >= 1.0
 
 
 @pytest.mark.parametrize(

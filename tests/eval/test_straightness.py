@@ -1,4 +1,5 @@
-"""Straightness and normalized path energy of ODE flows (Liu et al. 2023)."""
+"""Straightness (Liu et al. 2023), path energy ratio and Tong et al. (2024)'s normalized path
+energy of ODE flows."""
 
 import json
 import math
@@ -10,7 +11,7 @@ import torch
 from sfbench.data import get_dataset
 from sfbench.data.gmm import GaussianMixture
 from sfbench.eval.oracle import GaussianMixtureOracle
-from sfbench.eval.straightness import straightness, trapezoid_weights
+from sfbench.eval.straightness import normalized_path_energy, straightness, trapezoid_weights
 from sfbench.paths import RectifiedFlowSchedule, Schedule, ScheduleOutput, VPSchedule
 from sfbench.solvers import NoiseSource
 from sfbench.train import TrainConfig, train
@@ -40,8 +41,14 @@ def test_a_translation_flow_has_zero_straightness():
     result = straightness(oracle, 300, seed=0, steps=20, dtype=torch.float64)
     assert result.straightness == pytest.approx(0.0, abs=1e-12)
     assert float(result.per_sample_straightness.max()) < 1e-12
-    assert result.normalized_path_energy == pytest.approx(1.0, abs=1e-12)
+    assert result.path_energy_ratio == pytest.approx(1.0, abs=1e-12)
     assert result.mean_squared_displacement == pytest.approx(0.999**2 * float(MEAN @ MEAN))
+    # The translation is the OT map between N(0, I) and N(m, I), run at constant speed, so
+    # it spends the least energy any flow can (Benamou-Brenier): Tong et al.'s NPE is 0.
+    # (Between a point set and its translate the identity matching is optimal, so the
+    # empirical W2^2 is |0.999 m|^2 exactly, as is PE.)
+    assert result.w2_squared_ends == pytest.approx(0.999**2 * float(MEAN @ MEAN), rel=1e-9)
+    assert result.normalized_path_energy == pytest.approx(0.0, abs=1e-9)
 
 
 def test_rectified_flow_oracle_on_a_unit_gaussian_matches_the_closed_form():
@@ -56,7 +63,15 @@ def test_rectified_flow_oracle_on_a_unit_gaussian_matches_the_closed_form():
     expected = (2 - math.pi / 2) * z.pow(2).sum(1)
     torch.testing.assert_close(result.per_sample_straightness, expected, rtol=1e-4, atol=1e-6)
     assert result.mean_squared_displacement == pytest.approx(float(MEAN @ MEAN), rel=1e-6)
+    # The ends are the starts translated by m (the marginal flow of N(0, I) -> N(m, I)
+    # under independent coupling is z -> z + m at t = 1), so W2^2 = |m|^2 and
+    # NPE = (PE - |m|^2) / |m|^2 = (2 - pi / 2) E|z|^2 / |m|^2: analytic and far from 0.
+    assert result.w2_squared_ends == pytest.approx(float(MEAN @ MEAN), rel=1e-6)
     assert result.normalized_path_energy == pytest.approx(
+        float(expected.mean()) / float(MEAN @ MEAN), rel=1e-4
+    )
+    assert result.normalized_path_energy > 0.1
+    assert result.path_energy_ratio == pytest.approx(
         1 + float(expected.mean()) / float(MEAN @ MEAN), rel=1e-4
     )
 
@@ -77,7 +92,7 @@ def test_settings_counts_and_batch_invariance():
     # S = E|d|^2 (energy ratio - 1), the identity of the module doc, up to the quadrature
     # error of int v dt = d on 16 Heun steps (2 % here)
     assert whole.straightness == pytest.approx(
-        (whole.normalized_path_energy - 1) * whole.mean_squared_displacement, rel=0.05
+        (whole.path_energy_ratio - 1) * whole.mean_squared_displacement, rel=0.05
     )
 
 
@@ -109,8 +124,10 @@ def test_ot_cfm_is_straighter_than_independent_cfm():
         results[method] = straightness(model, 500, seed=0, steps=50)
     cfm, ot = results["cfm"], results["ot_cfm"]
     assert ot.straightness < 0.1 * cfm.straightness, (ot.straightness, cfm.straightness)
-    assert ot.normalized_path_energy < cfm.normalized_path_energy
-    assert 1.0 <= ot.normalized_path_energy < 1.1
+    assert ot.path_energy_ratio < cfm.path_energy_ratio
+    assert 1.0 <= ot.path_energy_ratio < 1.1
+    # Tong et al.'s excess over the OT cost: near 0 for OT-CFM, far from it for I-CFM.
+    assert ot.normalized_path_energy < 0.5 * cfm.normalized_path_energy
 
 
 def test_path_energy_of_a_wide_gaussian_matches_the_closed_form():
@@ -133,7 +150,14 @@ def test_path_energy_of_a_wide_gaussian_matches_the_closed_form():
     displacement = ((m + (s - 1) * z) ** 2).sum(1)
     assert result.path_energy == pytest.approx(energy.mean(), rel=1e-4)
     assert result.mean_squared_displacement == pytest.approx(displacement.mean(), rel=1e-6)
-    assert result.normalized_path_energy == pytest.approx(
+    assert result.path_energy_ratio == pytest.approx(
         energy.mean() / displacement.mean(), rel=1e-4
     )
-    assert result.normalized_path_energy > 1.05  # not straight: the check has teeth
+    assert result.path_energy_ratio > 1.05  # not straight: the check has teeth
+
+
+def test_normalized_path_energy_is_the_relative_excess_over_w2_squared():
+    assert normalized_path_energy(1.222, 1.0) == pytest.approx(0.222)
+    assert normalized_path_energy(0.9, 1.0) == pytest.approx(0.1)  # |.|: below W2^2 too
+    with pytest.raises(ValueError, match="W2\\^2 > 0"):
+        normalized_path_energy(1.0, 0.0)

@@ -86,7 +86,7 @@ def test_sweep_measures_the_flows_straightness_on_its_own_starting_noise(data, t
     direct = straightness(oracle, 200, 3, solver="rk4", steps=40)
     assert flow["straightness"] == pytest.approx(direct.straightness, rel=1e-4)
     # Independent coupling: the oracle's paths curve (straight would be 0, energy 1).
-    assert flow["straightness"] > 0.1 and flow["normalized_path_energy"] > 1.05
+    assert flow["straightness"] > 0.1 and flow["path_energy_ratio"] > 1.05
 
 
 def test_reference_measures_the_noise_floor(data, tmp_path):

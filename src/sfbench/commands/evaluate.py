@@ -34,8 +34,12 @@ def add_parser(sub):
     p.add_argument("--nll", action="store_true", help="evaluate the NLL of the model")
     p.add_argument("--vlb", action="store_true", help="DDPM variational bound (images, ddpm)")
     p.add_argument("--n-test", type=positive_int, help="use the first N test points")
-    p.add_argument("--rtol", type=float, default=1e-5, help="dopri5 rtol of the NLL ODE")
-    p.add_argument("--atol", type=float, default=1e-5, help="dopri5 atol of the NLL ODE")
+    p.add_argument("--rtol", type=float, default=1e-5,
+                   help="dopri5 rtol of the NLL ODE, the sampler's meaning: RMS over the "
+                   "batch's entries of error / (atol + rtol |y|) <= 1, for the points and "
+                   "the log-density each (sfbench.eval.nll)")
+    p.add_argument("--atol", type=float, default=1e-5,
+                   help="dopri5 atol of the NLL ODE (same error norm as --rtol)")
     p.add_argument("--divergence", choices=("auto", "exact", "hutchinson"), default="auto",
                    help="trace of the NLL ODE (auto: exact up to 64 dimensions)")
     p.add_argument("--n-probes", type=positive_int, default=1, help="Hutchinson probes")

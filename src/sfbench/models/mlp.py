@@ -13,8 +13,13 @@ ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tan
 class SinusoidalEmbedding(nn.Module):
     """Transformer-style sinusoidal features of t in [0, 1].
 
-    t is multiplied by ``scale`` first so that the frequencies cover the
-    range a DDPM network sees for integer steps 0..1000.
+    t is multiplied by ``scale`` first. The frequencies are 1 .. 1/max_period
+    per unit of ``scale * t``, so the scale sets what the network can resolve:
+    ``scale = T`` makes the argument a DDPM step index (Ho et al. 2020), while
+    a continuous t in [0, 1] is served better by a small scale (30): with 1000
+    the highest features oscillate ~160 times over [0, 1], the learned field
+    wiggles in t and adaptive ODE solvers take ~6x the steps. The scale of a
+    method is chosen in one place, :func:`sfbench.models.presets.time_embed_scale`.
     """
 
     def __init__(self, dim: int, scale: float = 1000.0, max_period: float = 10000.0):
@@ -36,6 +41,9 @@ class MLP(nn.Module):
 
     The time embedding is added to every hidden layer (as in U-Net residual
     blocks), which trains faster on 2-D paths than feeding it only once.
+    ``time_embed_scale`` multiplies t before the sinusoidal features; its
+    default 1000 is what every model file written before it was recorded was
+    trained with, so such files rebuild exactly.
     """
 
     def __init__(
@@ -45,6 +53,7 @@ class MLP(nn.Module):
         depth: int = 3,
         activation: str = "silu",
         time_embed_dim: int = 64,
+        time_embed_scale: float = 1000.0,
     ):
         super().__init__()
         if activation not in ACTIVATIONS:
@@ -53,10 +62,12 @@ class MLP(nn.Module):
             )
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be positive, got depth={depth}, width={width}")
+        if not time_embed_scale > 0:
+            raise ValueError(f"time_embed_scale must be positive, got {time_embed_scale}")
         self.dim = dim
         self.sample_shape = (dim,)  # what NetworkModel declares
         self.time_embed = nn.Sequential(
-            SinusoidalEmbedding(time_embed_dim),
+            SinusoidalEmbedding(time_embed_dim, scale=float(time_embed_scale)),
             nn.Linear(time_embed_dim, width),
             ACTIVATIONS[activation](),
         )

@@ -78,6 +78,9 @@ class UNet(nn.Module):
         num_res_blocks: residual blocks per level on the way down (one more up).
         attention: self-attention in the middle block (lowest resolution).
         time_embed_dim: width of the time embedding (default 4 * base_channels).
+        time_embed_scale: t's factor before the sinusoidal features (see
+            :class:`~sfbench.models.mlp.SinusoidalEmbedding`); 1000 is what
+            model files that do not record it were trained with.
         groups: GroupNorm groups (reduced to a divisor of each channel count).
         dropout: dropout inside the residual blocks.
     """
@@ -90,6 +93,7 @@ class UNet(nn.Module):
         num_res_blocks: int = 1,
         attention: bool = False,
         time_embed_dim: int | None = None,
+        time_embed_scale: float = 1000.0,
         groups: int = 8,
         dropout: float = 0.0,
     ):
@@ -110,9 +114,11 @@ class UNet(nn.Module):
             )
         self.shape, self.dim = shape, math.prod(shape)
         self.sample_shape = shape  # what NetworkModel declares
+        if not time_embed_scale > 0:
+            raise ValueError(f"time_embed_scale must be positive, got {time_embed_scale}")
         emb_dim = time_embed_dim or 4 * base_channels
         self.time_embed = nn.Sequential(
-            SinusoidalEmbedding(base_channels + base_channels % 2),
+            SinusoidalEmbedding(base_channels + base_channels % 2, scale=float(time_embed_scale)),
             nn.Linear(base_channels + base_channels % 2, emb_dim),
             nn.SiLU(),
             nn.Linear(emb_dim, emb_dim),

@@ -108,10 +108,14 @@ def decomposition_plot(means: pd.DataFrame, dataset: str) -> bytes:
 
 
 def flow_table(records: Iterable[dict]) -> pd.DataFrame:
-    """Straightness and normalized path energy per dataset and method (mean, std over seeds).
+    """Straightness and path energy ratio per dataset and method (mean, std over seeds).
 
     ``by_construction`` marks one-step models (distill), whose sample path is
-    one straight Euler step: 0 and 1 by definition, not measured.
+    one straight Euler step: 0 and 1 by definition, not measured. The path
+    energy ratio PE / E|x1 - x0|^2 was recorded as ``normalized_path_energy``
+    before that name went to Tong et al.'s |PE - W2^2| / W2^2
+    (:mod:`sfbench.eval.straightness`); a record without ``path_energy_ratio``
+    is of that era and its ``normalized_path_energy`` is the ratio.
     """
     rows = []
     for rec in records:
@@ -119,13 +123,14 @@ def flow_table(records: Iterable[dict]) -> pd.DataFrame:
         rows.append({
             "dataset": s["dataset"], "method": s["method"], "seed": s.get("seed"),
             "straightness": _nan(flow.get("straightness")),
-            "normalized_path_energy": _nan(flow.get("normalized_path_energy")),
+            "path_energy_ratio": _nan(flow["path_energy_ratio"] if "path_energy_ratio" in flow
+                                      else flow.get("normalized_path_energy")),
             "by_construction": bool(flow.get("by_construction", False)),
         })
     frame = pd.DataFrame(
-        rows, columns=["dataset", "method", "seed", "straightness", "normalized_path_energy",
+        rows, columns=["dataset", "method", "seed", "straightness", "path_energy_ratio",
                        "by_construction"],
     )
     out = _mean_std(frame, ["dataset", "method", "by_construction"],
-                    ["straightness", "normalized_path_energy"])
+                    ["straightness", "path_energy_ratio"])
     return out.sort_values(["dataset", "straightness_mean"], kind="stable").reset_index(drop=True)

@@ -85,7 +85,7 @@ def flow_blocks(res: Results, tdir: Path, write_table: bool) -> tuple[list, list
         Heading("Straightness of the learned flows"),
         Paragraph(
             "Straightness S = E ∫ ||(x1 - x0) - v(x_t, t)||² dt along the model's own ODE "
-            "paths (0 for straight, constant-speed paths) and the normalized path energy "
+            "paths (0 for straight, constant-speed paths) and the path energy ratio "
             "E ∫ ||v||² dt / E ||x1 - x0||² (1 for straight paths); reflow should bring both "
             "towards their straight values. A one-step model is straight by construction. "
             "Measured in each model's sweep job along an RK4 solve from the sweep's starting "
@@ -94,7 +94,7 @@ def flow_blocks(res: Results, tdir: Path, write_table: bool) -> tuple[list, list
         ),
         Table(flows.assign(
             straightness=pm_column(flows, "straightness"),
-            path_energy=pm_column(flows, "normalized_path_energy"),
+            path_energy=pm_column(flows, "path_energy_ratio"),
         )[["dataset", "method", "by_construction", "straightness", "path_energy"]],
             caption="mean ± std over seeds"),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from sfbench.errors import SfbenchError
@@ -35,11 +36,14 @@ def record(method, seed, total, exact, flow, oracle=True):
 
 
 RECORDS = [
-    record("rectified_flow", 0, 3.0, 0.5, {"straightness": 2.0, "normalized_path_energy": 1.7}),
-    record("rectified_flow", 1, 5.0, 0.7, {"straightness": 1.0, "normalized_path_energy": 1.5}),
-    record("reflow", 0, 0.5, 0.45, {"straightness": 0.01, "normalized_path_energy": 1.0},
+    record("rectified_flow", 0, 3.0, 0.5, {"straightness": 2.0, "path_energy_ratio": 1.7,
+                                           "normalized_path_energy": 0.7}),
+    record("rectified_flow", 1, 5.0, 0.7, {"straightness": 1.0, "path_energy_ratio": 1.5,
+                                           "normalized_path_energy": 0.5}),
+    record("reflow", 0, 0.5, 0.45, {"straightness": 0.01, "path_energy_ratio": 1.0,
+                                    "normalized_path_energy": 0.01},
            oracle=False),
-    record("distill", 0, 0.5, 0.5, {"straightness": 0.0, "normalized_path_energy": 1.0,
+    record("distill", 0, 0.5, 0.5, {"straightness": 0.0, "path_energy_ratio": 1.0,
                                     "by_construction": True}, oracle=False),
 ]
 
@@ -68,7 +72,10 @@ def test_flow_table_orders_methods_by_straightness():
     assert list(table["method"]) == ["distill", "reflow", "rectified_flow"]
     rf = table[table["method"] == "rectified_flow"].iloc[0]
     assert rf["straightness_mean"] == pytest.approx(1.5) and rf["n_seeds"] == 2
-    assert table[table["method"] == "distill"]["by_construction"].iloc[0]
+    assert rf["path_energy_ratio_mean"] == pytest.approx(1.6)
+    assert rf["normalized_path_energy_mean"] == pytest.approx(0.6)  # Tong et al.'s, apart
+    distill = table[table["method"] == "distill"].iloc[0]
+    assert distill["by_construction"] and np.isnan(distill["normalized_path_energy_mean"])
 
 
 def test_loading_refuses_other_records(tmp_path):

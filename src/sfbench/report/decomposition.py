@@ -108,14 +108,12 @@ def decomposition_plot(means: pd.DataFrame, dataset: str) -> bytes:
 
 
 def flow_table(records: Iterable[dict]) -> pd.DataFrame:
-    """Straightness and path energy ratio per dataset and method (mean, std over seeds).
+    """Straightness, path energy ratio and Tong et al.'s normalized path energy per dataset
+    and method (mean, std over seeds).
 
     ``by_construction`` marks one-step models (distill), whose sample path is
-    one straight Euler step: 0 and 1 by definition, not measured. The path
-    energy ratio PE / E|x1 - x0|^2 was recorded as ``normalized_path_energy``
-    before that name went to Tong et al.'s |PE - W2^2| / W2^2
-    (:mod:`sfbench.eval.straightness`); a record without ``path_energy_ratio``
-    is of that era and its ``normalized_path_energy`` is the ratio.
+    one straight Euler step: 0 and 1 by definition, not measured, and no
+    normalized path energy (:mod:`sfbench.eval.straightness`).
     """
     rows = []
     for rec in records:
@@ -123,14 +121,14 @@ def flow_table(records: Iterable[dict]) -> pd.DataFrame:
         rows.append({
             "dataset": s["dataset"], "method": s["method"], "seed": s.get("seed"),
             "straightness": _nan(flow.get("straightness")),
-            "path_energy_ratio": _nan(flow["path_energy_ratio"] if "path_energy_ratio" in flow
-                                      else flow.get("normalized_path_energy")),
+            "path_energy_ratio": _nan(flow.get("path_energy_ratio")),
+            # Tong et al.'s |PE - W2^2| / W2^2 (none for one-step models)
+            "normalized_path_energy": _nan(flow.get("normalized_path_energy")),
             "by_construction": bool(flow.get("by_construction", False)),
         })
+    columns = ["straightness", "path_energy_ratio", "normalized_path_energy"]
     frame = pd.DataFrame(
-        rows, columns=["dataset", "method", "seed", "straightness", "path_energy_ratio",
-                       "by_construction"],
+        rows, columns=["dataset", "method", "seed", *columns, "by_construction"],
     )
-    out = _mean_std(frame, ["dataset", "method", "by_construction"],
-                    ["straightness", "path_energy_ratio"])
+    out = _mean_std(frame, ["dataset", "method", "by_construction"], columns)
     return out.sort_values(["dataset", "straightness_mean"], kind="stable").reset_index(drop=True)

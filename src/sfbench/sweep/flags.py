@@ -93,8 +93,9 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--trajectory", type=trajectory_spec, metavar="SOLVER:STEPS:N_POINTS",
                    help="also store the trajectories of the first N_POINTS samples of one cell")
     g.add_argument("--straightness", type=straightness_spec, metavar="N_POINTS:STEPS",
-                   help="also measure the straightness and normalized path energy of the "
-                   "model's flow on N_POINTS RK4 trajectories of STEPS steps (the sweep's seed)")
+                   help="also measure the straightness, path energy ratio and normalized path "
+                   "energy (Tong et al.) of the model's flow on N_POINTS RK4 trajectories of "
+                   "STEPS steps (the sweep's seed)")
     g.add_argument("--device", choices=("cpu", "cuda"), help="sampling device (default cpu)")
     g.add_argument("--nll-points", type=positive_int, help="test points of the NLL (default all)")
     g.add_argument("--nll-rtol", type=float, help="dopri5 rtol of the NLL ODE (default 1e-5)")

@@ -87,7 +87,11 @@ def flow_blocks(res: Results, tdir: Path, write_table: bool) -> tuple[list, list
             "Straightness S = E ∫ ||(x1 - x0) - v(x_t, t)||² dt along the model's own ODE "
             "paths (0 for straight, constant-speed paths) and the path energy ratio "
             "E ∫ ||v||² dt / E ||x1 - x0||² (1 for straight paths); reflow should bring both "
-            "towards their straight values. A one-step model is straight by construction. "
+            "towards their straight values; and Tong et al.'s (2024) normalized path energy "
+            "|PE - W2²| / W2², with W2² the exact OT cost between the same trajectories' "
+            "noise starts and data ends (0 when the flow is the OT map; the minibatch-OT "
+            "coupling of ot_cfm should bring it down). A one-step model is straight by "
+            "construction. "
             "Measured in each model's sweep job along an RK4 solve from the sweep's starting "
             "noise (trajectories and steps: `sampling.straightness` of the preset, and in "
             "each sweep record's result.flow)."
@@ -95,7 +99,9 @@ def flow_blocks(res: Results, tdir: Path, write_table: bool) -> tuple[list, list
         Table(flows.assign(
             straightness=pm_column(flows, "straightness"),
             path_energy=pm_column(flows, "path_energy_ratio"),
-        )[["dataset", "method", "by_construction", "straightness", "path_energy"]],
+            normalized_path_energy=pm_column(flows, "normalized_path_energy"),
+        )[["dataset", "method", "by_construction", "straightness", "path_energy",
+           "normalized_path_energy"]],
             caption="mean ± std over seeds"),
     ]
     return blocks, written

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from call_log import CallLog
 
 from sfbench.data import get_dataset
 from sfbench.eval.oracle import GaussianMixtureOracle
@@ -248,32 +249,15 @@ def test_unknown_lattice_is_refused():
             GRIDS["uniform"](10, schedule, lattice="leading")
 
 
-class TimeLog:
-    """The oracle, recording the times it is evaluated at."""
-
-    def __init__(self, model):
-        self.model, self.times = model, []
-        self.sample_shape, self.one_step, self.has_score = (
-            model.sample_shape, model.one_step, model.has_score)
-
-    @property
-    def schedule(self):
-        return self.model.schedule
-
-    def predict(self, x, t):
-        self.times.extend(torch.as_tensor(t, dtype=torch.float64).reshape(-1).tolist())
-        return self.model.predict(x, t)
-
-
 @pytest.mark.parametrize("solver", ["ddim", "ddpm_ancestral"])
 def test_ddpm_model_is_only_evaluated_at_whole_steps(solver):
     schedule = DDPMSchedule()
     oracle = GaussianMixtureOracle(get_dataset("8gaussians").mixture, schedule)
 
     def steps_seen(**grid_options):
-        log = TimeLog(oracle)
+        log = CallLog(oracle)
         generate(log, solver, 10, 16, seed=0, dtype=torch.float64, grid_options=grid_options)
-        return 1000 * (1 - np.array(sorted(set(log.times))))  # the steps k = T (1 - t)
+        return 1000 * (1 - np.array(sorted(set(log.all_times))))  # the steps k = T (1 - t)
 
     for lattice in ("trailing", "linspace"):
         k = steps_seen(lattice=lattice)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from call_log import CallLog
 
 from sfbench.data import get_dataset
 from sfbench.eval.oracle import GaussianMixtureOracle
@@ -22,25 +23,6 @@ def expected_nfe(solver, steps, schedule):
     sigma_end = float(schedule(torch.tensor(schedule.t_end, dtype=torch.float64)).sigma)
     onto_data = solver == "edm_heun" and sigma_end == 0.0
     return EVALS_PER_STEP[solver] * steps - onto_data
-
-
-class CallLog:
-    """A real path model (the oracle) that logs the batch size of each call:
-    an independent count to hold CountingModel and generate() against."""
-
-    def __init__(self, model):
-        self.model, self.calls, self.times = model, [], []
-        self.sample_shape, self.one_step, self.has_score = (
-            model.sample_shape, model.one_step, model.has_score)
-
-    @property
-    def schedule(self):
-        return self.model.schedule
-
-    def predict(self, x, t):
-        self.calls.append(x.shape[0])
-        self.times.append(float(torch.as_tensor(t).max()))
-        return self.model.predict(x, t)
 
 
 def oracle(method="rectified_flow"):

@@ -196,31 +196,24 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
 
     models = [f"{d}/{m}/seed{s}" for d in cfg["datasets"] for m in cfg["methods"]
               for s in cfg["seeds"]]
-    cells = [f"{s}/steps{n}" for s in cfg["sampling"]["solvers"] for n in cfg["sampling"]["steps"]]
-    cells += [f"{s}/tol{t:g}" for s, tols in cfg["sampling"]["adaptive"].items() for t in tols]
+    # every cell's key, from the sweep settings files the run wrote (native cells included)
+    cells, image_cells, paired_cells, one_step_cells = (
+        _cell_keys(smoke["repo"], name)
+        for name in ("main", "images", "reflow", "reflow_one_step"))
     expected = {f"{stage}/{d}" for stage in ("data", "reference") for d in cfg["datasets"]}
     expected |= {f"{stage}/{m}" for stage in ("train", "sweep") for m in models}
     expected |= {f"sweep/{m}/{c}" for m in models for c in cells + ["nll"]}
     paired = [f"{d}/{m}/seed{s}" for d in cfg["reflow"]["datasets"] for m in ("reflow", "distill")
               for s in cfg["reflow"]["seeds"]]
-    paired_cells = [f"{s}/steps{n}" for s in cfg["reflow"]["sweep_solvers"]
-                    for n in cfg["sampling"]["steps"]]
-    paired_cells += [f"{s}/tol{t:g}" for s, tols in cfg["sampling"]["adaptive"].items()
-                     for t in tols]
     for m in paired:
         expected |= {f"pairs/{m}", f"train/{m}", f"sweep/{m}"}
-        expected |= {f"sweep/{m}/{c}" for c in (["euler/steps1"] if "/distill/" in m
+        expected |= {f"sweep/{m}/{c}" for c in (one_step_cells if "/distill/" in m
                                                  else paired_cells)}
         if "/reflow/" in m:  # 2-D: the sweep computes the NLL (a distilled map has none)
             expected.add(f"sweep/{m}/nll")
     expected |= {f"decompose/{d}/{m}/seed{s}" for d in cfg["decompose"]["datasets"]
                  for m in cfg["methods"] + ["reflow", "distill"] for s in cfg["decompose"]["seeds"]}
     images = cfg["images"]
-    image_cells = [
-        f"{s}/steps{n}" if g == "uniform" else f"{s}/{g}/steps{n}"
-        for s in images["sampling"]["solvers"] for g in images["sampling"]["grids"]
-        for n in images["sampling"]["steps"]
-    ] + [f"{s}/tol{t:g}" for s, tols in images["sampling"]["adaptive"].items() for t in tols]
     expected |= {f"{stage}/{d}" for stage in ("data", "reference") for d in images["datasets"]}
     expected |= {f"{stage}/{m}" for stage in ("train", "sweep", "nll")
                  for m in _image_models(cfg)}
@@ -242,6 +235,14 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
     assert "steps" in train.data.params and "w2" in cell.data.metrics
     report_artifacts = {a.path for a in client.list_artifacts(by_key["report"][0].info.run_id)}
     assert {"report.html", "report.md", "metrics.json"} <= report_artifacts
+
+
+def _cell_keys(repo, name: str) -> list[str]:
+    """The keys of the cells of the sweep settings file ``name`` that the run wrote."""
+    from sfbench.sweep.config import SweepConfig
+
+    path = repo / "resources" / "sweep_config" / f"{name}.yaml"
+    return [cell.key for cell in SweepConfig.from_yaml(str(path)).cells()]
 
 
 def test_report_renders_in_chromium(smoke):

@@ -238,7 +238,7 @@ def test_best_by_solver_shows_the_common_grid_and_the_native_cell_side_by_side(r
     md = (report / "report.md").read_text()
     row = next(line for line in md.split("### cfm")[1].splitlines()
                if line.startswith(f"| {DATASET} | edm_heun |"))
-    assert "edm_heun, 4 steps |" in row and "edm_heun, 4 steps, edm grid (rho 7), native" in row
+    assert "edm_heun, 4 steps |" in row and "edm_heun, 4 steps, edm grid, native" in row
     saved = pd.read_csv(report / "tables" / "best_by_solver.csv")
     assert set(saved["cells"]) == {"common", "native"}
 

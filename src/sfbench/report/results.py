@@ -111,16 +111,29 @@ def _model_seed(settings: dict):
 
 def setting_label(solver: str, steps, tolerance, grid: str | None = None,
                   grid_options: dict | None = None, extra_native: bool = False) -> str:
-    """"heun, 16 steps" / "edm_heun, 8 steps, edm grid (rho 7), native" / "dopri5, tol 1e-03":
-    one sweep cell; ``extra_native``: a cell of the solver's native setting off the common grids."""
+    """"heun, 16 steps" / "edm_heun, 8 steps, edm grid, native" / "euler, 8 steps, edm grid
+    (rho 5)" / "dopri5, tol 1e-03": one sweep cell, with the grid options that differ from the
+    grid's defaults; ``extra_native``: a cell of the solver's native setting off the common
+    grids."""
     if tolerance is not None and tolerance == tolerance:  # not None, not NaN
         return f"{solver}, tol {tolerance:.0e}"
     label = f"{solver}, {int(steps)} step{'s' if int(steps) != 1 else ''}"
     if grid not in (None, "uniform", "endpoints"):
         label += f", {grid} grid"
-    if grid_options:
-        label += " (" + ", ".join(f"{k} {v}" for k, v in sorted(grid_options.items())) + ")"
+    shown = _non_default(grid, grid_options or {})
+    if shown:
+        label += " (" + ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                  for k, v in sorted(shown.items())) + ")"
     return label + (", native" if extra_native else "")
+
+
+def _non_default(grid: str | None, options: dict) -> dict:
+    """The grid options that differ from the grid's registered defaults (the defaults, e.g.
+    the uniform grid's trailing lattice or EDM's rho = 7, are in the report's solver table)."""
+    from sfbench.solvers.grids import GRIDS
+
+    defaults = GRIDS[grid].defaults if grid in GRIDS else {}
+    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
 
 
 def _number(value) -> float:

@@ -23,7 +23,8 @@ CELL = ["dataset", "method", "key"]
 HELD_OUT, SELECTION_SEED = "held-out seeds", "selection seed"
 
 
-def _std(values: pd.Series) -> float:
+def sample_std(values: pd.Series) -> float:
+    """Sample std (ddof 1) of the finite values; 0 for a single one."""
     return float(values.std(ddof=1)) if values.count() > 1 else 0.0
 
 
@@ -37,7 +38,7 @@ def held_out_stats(res: Results) -> pd.DataFrame:
     stats = {}
     for m in metric_names():
         stats[f"{m}_ho_mean"] = groups[m].mean()
-        stats[f"{m}_ho_std"] = groups[m].agg(_std)
+        stats[f"{m}_ho_std"] = groups[m].agg(sample_std)
         stats[f"{m}_ho_n"] = groups[m].count()
     return pd.DataFrame(stats).reset_index()
 

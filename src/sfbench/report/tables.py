@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
-from sfbench.report.heldout import reported
+from sfbench.report.heldout import reported, sample_std
 from sfbench.report.results import Results, metric_names
 
 #: What identifies one setting of a method across its training seeds (a cell key of its sweeps).
@@ -28,16 +28,12 @@ SETTING_KEYS = ["solver", "solver_kind", "grid", "steps", "tolerance", "setting"
                 "common", "native"]
 
 
-def _std(values: pd.Series) -> float:
-    return float(values.std(ddof=1)) if values.count() > 1 else 0.0
-
-
 def _mean_std(frame: pd.DataFrame, group: list[str], columns) -> pd.DataFrame:
     """Mean and sample std (ddof 1; 0 for one seed) of ``columns`` per group."""
     agg = {}
     for col in columns:
         agg[f"{col}_mean"] = (col, "mean")
-        agg[f"{col}_std"] = (col, _std)
+        agg[f"{col}_std"] = (col, sample_std)
     out = frame.groupby(group, sort=False, dropna=False).agg(**agg)
     out["n_seeds"] = frame.groupby(group, sort=False, dropna=False)["seed"].nunique()
     return out.reset_index()

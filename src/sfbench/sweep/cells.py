@@ -70,17 +70,22 @@ class Cell:
         return {**out, **self.options}
 
 
-def _same_setting(spec, grid_spec, cell: Cell, native) -> bool:
-    """Whether ``cell`` samples with ``native``'s grid, grid options and options (compared
-    resolved, so an option given at its default value is the default)."""
+def _is_native(cell: Cell) -> bool:
+    """Whether ``cell`` samples with its solver's native grid, grid options and options
+    (compared resolved, so an option given at its default value is the default)."""
+    from sfbench.solvers import get_grid
+    from sfbench.solvers.registry import get_solver
+
+    spec = get_solver(cell.solver)
+    native = spec.native
     tol = {} if cell.tolerance is None else {"rtol": cell.tolerance, "atol": cell.tolerance}
     if spec.resolve_options({**cell.options, **tol}) != spec.resolve_options(
             {**native.options, **tol}):
         return False
     if cell.tolerance is not None:  # adaptive: the grid is the endpoints whatever is asked
         return True
-    return (cell.grid == native.grid and grid_spec(cell.grid).resolve_options(cell.grid_options)
-            == grid_spec(native.grid).resolve_options(native.grid_options))
+    return (cell.grid == native.grid and get_grid(cell.grid).resolve_options(cell.grid_options)
+            == get_grid(native.grid).resolve_options(native.grid_options))
 
 
 def native_cells(cells: list[Cell], steps: list[int]) -> list[Cell]:
@@ -96,8 +101,7 @@ def native_cells(cells: list[Cell], steps: list[int]) -> list[Cell]:
     from sfbench.solvers import get_grid
     from sfbench.solvers.registry import get_solver
 
-    marked = [replace(c, native=_same_setting(get_solver(c.solver), get_grid, c,
-                                              get_solver(c.solver).native)) for c in cells]
+    marked = [replace(c, native=_is_native(c)) for c in cells]
     out: list[Cell] = []
     for solver in dict.fromkeys(c.solver for c in marked):
         own = [c for c in marked if c.solver == solver]

@@ -151,15 +151,12 @@ def _held_out(model: Any, cell: Cell, n: int, seeds: list[int],
     seed and scored; the samples are not kept (the selection draw's stand for the cell)."""
     from sfbench.sampling import generate
 
-    out: dict[str, list] = {}
-    for k, seed in enumerate(seeds):
-        res = generate(model, cell.solver, cell.steps, n, seed, **cell.generate_options())
-        for name, value in metrics(res.samples.numpy().astype("float32")).items():
-            # a metric missing on a draw is None there, so lists stay aligned with seeds
-            out.setdefault(name, [None] * k).append(value)
-        for values in out.values():
-            values += [None] * (k + 1 - len(values))
-    return out
+    draws = [metrics(generate(model, cell.solver, cell.steps, n, seed,
+                              **cell.generate_options()).samples.numpy().astype("float32"))
+             for seed in seeds]
+    names = dict.fromkeys(name for values in draws for name in values)
+    # a metric missing on a draw is None there, so every list stays aligned with ``seeds``
+    return {name: [values.get(name) for values in draws] for name in names}
 
 
 def shared_settings(model_info: dict) -> dict:

@@ -37,12 +37,39 @@ def one_of(names) -> str:
     return "|".join(map(re.escape, names)) or "(?!)"
 
 
+def code_files(rule):
+    """The package modules a rule's command runs, as inputs (sfbench.pipeline.jobs.code_inputs).
+
+    Marked local(): they are the installed package's files, on every machine,
+    never objects of a default storage provider (profiles/kubernetes, S3).
+    """
+    return [local(f) for f in code_inputs(rule)]
+
+
 def per_dataset(function):
     return lambda w: function(PLAN, w.dataset)
 
 
 def per_model(function):
     return lambda w: function(PLAN, PLAN.model(w.dataset, w.method, w.seed))
+
+
+def with_inputs(function):
+    """A flags function of a dataset or model that names input files, given the paths
+    Snakemake hands the job (local copies under a default storage provider)."""
+    def flags(wildcards, input):
+        inputs = dict(input.items())
+        if "method" in wildcards.keys():
+            return function(PLAN, PLAN.model(wildcards.dataset, wildcards.method,
+                                             wildcards.seed), inputs)
+        return function(PLAN, wildcards.dataset, inputs)
+    return flags
+
+
+def report_job_flags(wildcards, output):
+    """The report's flags, with the directory Snakemake wants it in (under a default
+    storage provider, the local copy of results/report)."""
+    return cmd.report_flags(PLAN, Path(output.result).parent)
 
 
 def output_flag(flag, name):

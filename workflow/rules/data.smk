@@ -5,7 +5,7 @@
 
 
 rule data:
-    input: code=code_inputs("data")
+    input: code=code_files("data")
     output: data=paths.DATA, result=paths.DATA_RECORD
     log: paths.log("data", "{dataset}")
     benchmark: paths.benchmark("data", "{dataset}")
@@ -18,13 +18,13 @@ rule data:
 
 # Vector datasets; image_reference (below) also caches the FID features.
 rule reference:
-    input: unpack(per_dataset(JobPlan.reference_inputs)), code=code_inputs("reference")
+    input: unpack(per_dataset(JobPlan.reference_inputs)), code=code_files("reference")
     output: **paths.reference_outputs(features=False)
     wildcard_constraints: dataset=one_of(PLAN.datasets(VECTOR))
     log: paths.log("reference", "{dataset}")
     benchmark: paths.benchmark("reference", "{dataset}")
     params:
-        **job_params("reference", per_dataset(cmd.reference_flags)),
+        **job_params("reference", with_inputs(cmd.reference_flags)),
         features=output_flag("--fid-features", "features"),
     conda: CONDA
     shell:
@@ -39,7 +39,7 @@ use rule reference as image_reference with:
 
 
 rule classifier:
-    input: code=code_inputs("classifier")
+    input: code=code_files("classifier")
     output: model=paths.CLASSIFIER, result=paths.CLASSIFIER_RECORD
     wildcard_constraints: dataset=one_of(PLAN.classifier_datasets())
     log: paths.log("classifier", "{dataset}")

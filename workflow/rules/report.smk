@@ -5,7 +5,7 @@
 
 
 rule report:
-    input: unpack(lambda w: PLAN.report_inputs()), code=code_inputs("report")
+    input: unpack(lambda w: PLAN.report_inputs()), code=code_files("report")
     output:
         documents=PLAN.report_documents(),
         tables=[report(p, category="Tables", caption="../report/table.rst")
@@ -15,7 +15,7 @@ rule report:
         result=paths.REPORT_RESULT,
     log: "logs/report/report.log"
     benchmark: "logs/benchmarks/report/report.tsv"
-    params: **job_params("report", lambda w: cmd.report_flags(PLAN))
+    params: **job_params("report", report_job_flags)
     conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} report {params.flags}"

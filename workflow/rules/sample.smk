@@ -8,7 +8,7 @@
 
 
 rule sweep:
-    input: unpack(per_model(JobPlan.sweep_inputs)), code=code_inputs("sweep")
+    input: unpack(per_model(JobPlan.sweep_inputs)), code=code_files("sweep")
     output: **paths.sweep_outputs(nll=True)
     wildcard_constraints:
         dataset=one_of(sorted({m.dataset for m in PLAN.models() if m.nll_in_sweep})),
@@ -16,7 +16,7 @@ rule sweep:
     log: paths.log("sweep")
     benchmark: paths.benchmark("sweep")
     params:
-        **job_params("sweep", per_model(cmd.sweep_flags), parent=True),
+        **job_params("sweep", with_inputs(cmd.sweep_flags), parent=True),
         nll=output_flag("--nll-result", "nll"),
     conda: CONDA
     shell:

@@ -21,7 +21,7 @@ rule job_config:
 
 
 rule pairs:
-    input: unpack(per_model(JobPlan.pairs_inputs)), code=code_inputs("pairs")
+    input: unpack(per_model(JobPlan.pairs_inputs)), code=code_files("pairs")
     output: pairs=paths.PAIRS, result=paths.PAIRS_RECORD
     log: paths.log("pairs")
     benchmark: paths.benchmark("pairs")
@@ -33,11 +33,11 @@ rule pairs:
 
 
 rule train:
-    input: unpack(per_model(JobPlan.train_inputs)), code=code_inputs("train")
+    input: unpack(per_model(JobPlan.train_inputs)), code=code_files("train")
     output: model=paths.MODEL, result=paths.TRAIN_RECORD
     log: paths.log("train")
     benchmark: paths.benchmark("train")
-    params: **job_params("train", per_model(cmd.train_flags))
+    params: **job_params("train", with_inputs(cmd.train_flags))
     conda: CONDA
     shell:
         "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} train --method {wildcards.method}"

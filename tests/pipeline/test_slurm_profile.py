@@ -7,38 +7,14 @@ same values the SLURM executor turns into sbatch flags (``gpu`` ->
 ``--gpus``, ``cpus_per_task``, ``mem_mb``, ``runtime``).
 """
 
-import re
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
+from pipeline_helpers import REPO, planned_jobs, snakemake_bin
 
-REPO = Path(__file__).resolve().parents[1]
 # every job that trains or samples a network on the gpu preset
 GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference")
-
-
-def snakemake_bin() -> str:
-    exe = Path(sys.executable).with_name("snakemake")
-    found = str(exe) if exe.exists() else shutil.which("snakemake")
-    if not found:
-        pytest.skip("snakemake is not installed (pip install -e '.[pipeline]')")
-    return found
-
-
-def planned_jobs(output: str) -> list[tuple[str, dict]]:
-    """(rule, resources) of every job in a dry run's output."""
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
-        head = re.match(r"(?:local)?rule (\w+):", block)
-        res = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
-        if head:
-            pairs = (item.split("=", 1) for item in res.group(1).split(", ")) if res else ()
-            jobs.append((head.group(1), {k: v for k, v in pairs}))
-    return jobs
 
 
 @pytest.fixture(scope="module")

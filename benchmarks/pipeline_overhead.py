@@ -8,8 +8,9 @@ Reads a run directory after ``snakemake`` finished in it:
   ``s`` = the job's wall seconds (process start to exit, as Snakemake sees it);
 - ``results/<rule>/<key>.json``: the same job's record, whose ``result`` holds
   the seconds the job itself timed around its computation: ``wall_seconds``
-  (the training loop), ``sample_seconds`` and ``eval_seconds`` (a sweep's
-  solvers and metrics), ``nll_seconds`` (the likelihood), whichever it has.
+  (the training loop), ``sample_seconds``, ``eval_seconds`` and
+  ``held_out_seconds`` (a sweep's solvers and metrics on the selection and
+  held-out noise seeds), ``nll_seconds`` (the likelihood), whichever it has.
 
 A job's *model computation* is the sum of those in-process timings; the rest
 of its wall time is *outside* it: interpreter start and imports, reading
@@ -31,7 +32,8 @@ import json
 from pathlib import Path
 
 #: In-process timings that count as model computation, wherever a record has them.
-COMPUTE_KEYS = ("wall_seconds", "sample_seconds", "eval_seconds", "nll_seconds",
+COMPUTE_KEYS = ("wall_seconds", "sample_seconds", "eval_seconds", "held_out_seconds",
+                "nll_seconds",
                 "decompose_seconds", "straightness_seconds")
 #: Benchmark folders (logs/benchmarks/<folder>) of jobs that run models and so
 #: should report one of COMPUTE_KEYS (image and paired rules share train/sweep/nll).

@@ -137,12 +137,15 @@ def _execute(args) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.log_child = _no_child_run  # replaced by the tracker's inside a tracked job
+    from sfbench.distributed import processes
     from sfbench.io import write_json
 
     try:
         with torch_threads(thread_count(args.threads)):
             # a command with no --result (`report --check`) is a question, not a job
-            if args.mlflow_experiment and args.result:
+            if not processes().main:  # torchrun's other processes: the first one records
+                args._module.run(args)
+            elif args.mlflow_experiment and args.result:
                 from sfbench.tracking import tracked
 
                 with tracked(

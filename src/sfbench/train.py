@@ -1,9 +1,12 @@
 """The training loop shared by every method.
 
 AdamW, linear learning-rate warm-up then cosine decay, gradient clipping,
-EMA of the weights, bf16 autocast on CUDA. Batches, t and noise come from one
-seeded generator whose state is checkpointed, so a resumed run ends with the
-same weights as an uninterrupted one (bit-identical on CPU).
+EMA of the weights, bf16 autocast on CUDA. Batches, t and noise come from
+seeded generators (one per micro-batch, :mod:`sfbench.distributed`) whose states
+are checkpointed, so a resumed run ends with the same weights as an
+uninterrupted one (bit-identical on CPU). Under ``torchrun`` the micro-batches
+are spread over the processes (DistributedDataParallel) and the weights are
+those of a one-process run of the same settings.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sfbench import distributed
 from sfbench.accel import deterministic_settings, maybe_compile
 from sfbench.checkpoint import (
     CHECKPOINT_NAME,
@@ -43,7 +47,10 @@ class TrainConfig:
     method: str = "rectified_flow"
     seed: int = 0
     steps: int = 3000
-    batch_size: int = 512
+    batch_size: int = 512  # the global batch of one optimizer step
+    # Pieces the batch is drawn and back-propagated in, each from its own random
+    # stream: gradient accumulation in one process, or split over torchrun's processes.
+    micro_batches: int = 1
     lr: float = 2e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
@@ -62,12 +69,15 @@ class TrainConfig:
 
     def __post_init__(self):
         self._check_types()
-        for name in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        for name in ("steps", "batch_size", "micro_batches", "checkpoint_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
         for name in ("lr", "grad_clip"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.batch_size % self.micro_batches:
+            raise ValueError(f"batch_size {self.batch_size} is not a multiple of "
+                             f"micro_batches {self.micro_batches}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
@@ -174,9 +184,13 @@ def train(
     ``noise`` (same shape) is the noise paired with each row, for methods
     trained on given pairs (reflow, distill): batches then draw (noise, data)
     rows together. Resumes from ``checkpoint_dir`` if it holds a checkpoint
-    of the same settings.
+    of the same settings. Under ``torchrun`` every process calls this; only
+    the first writes checkpoints.
     """
     device, bf16 = _resolve_device(cfg)
+    procs = distributed.processes()
+    shards = procs.shards(cfg.micro_batches)  # before joining: a bad split fails at once
+    device = distributed.join(procs, device.type) or device
     data = _as_training_array(train_data, "training data", cfg.network, device)
     if noise is not None:
         noise = _as_training_array(noise, "paired noise", cfg.network, device)
@@ -194,7 +208,9 @@ def train(
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                             fused=True if device.type == "cuda" else None)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    gens = {k: torch.Generator(device=device).manual_seed(
+        distributed.micro_batch_seed(cfg.seed + 1, k)) for k in shards}
+    gen = gens[shards[0]]  # checkpointed with the global RNG states
 
     step, history, window, earlier_seconds = 0, [], [], 0.0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir else None
@@ -204,7 +220,8 @@ def train(
         # change) starts afresh: resuming would hand back the old weights.
         state = None
     if state is not None:
-        if state.get("config") != asdict(cfg):
+        # checkpoints from before micro-batches existed had one
+        if {"micro_batches": 1, **state.get("config", {})} != asdict(cfg):
             raise ValueError(
                 f"checkpoint {ckpt_path} was written with different settings; "
                 "delete it or use another --checkpoint-dir"
@@ -214,11 +231,19 @@ def train(
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         set_rng_states(state["rng"], gen)
+        for k, value in state.get("micro_batch_generators", {}).items():
+            if int(k) in gens:
+                gens[int(k)].set_state(value)
         step, history, window = state["step"], state["history"], state["window"]
         earlier_seconds = state["wall_seconds"]
     resumed_from = step
 
     def save_checkpoint():
+        streams = {}  # every micro-batch's generator, from whichever process draws it
+        for part in distributed.gather({str(k): g.get_state() for k, g in gens.items()}, procs):
+            streams.update(part)
+        if not procs.main:
+            return
         save_atomic(
             {
                 "config": asdict(cfg),
@@ -228,6 +253,7 @@ def train(
                 "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(),
                 "rng": rng_states(gen),
+                "micro_batch_generators": streams,
                 "history": history,
                 "window": window,  # losses since the last log line, so logs resume too
                 "wall_seconds": earlier_seconds + time.perf_counter() - start,
@@ -240,8 +266,11 @@ def train(
             return contextlib.nullcontext()
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
-    # The compiled wrapper shares its parameters with `net`; the loss calls it.
-    model.net = maybe_compile(net, cfg.compile)
+    # The wrappers (DDP, compiled) share their parameters with `net`; the loss calls them.
+    parallel = (torch.nn.parallel.DistributedDataParallel(net) if procs.world_size > 1
+                else None)
+    model.net = maybe_compile(parallel or net, cfg.compile)
+    micro_size = cfg.batch_size // cfg.micro_batches
     params, ema_params = list(net.parameters()), list(ema.parameters())
     # Reading a loss back from a GPU waits for every queued kernel, so on CUDA
     # the losses are read (and checked) once per log line and before every
@@ -250,7 +279,7 @@ def train(
     pending: list[torch.Tensor] = []  # losses of steps not yet read back
 
     def read_losses():
-        values = torch.stack(pending).float().tolist()
+        values = distributed.mean_over_processes(torch.stack(pending).float(), procs).tolist()
         first = step - len(values) + 1
         pending.clear()
         for i, value in enumerate(values):
@@ -262,20 +291,28 @@ def train(
         window.extend(values)
 
     start = time.perf_counter()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.method}")
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and procs.main),
+               desc=f"train {cfg.method}")
     model.train()
     while step < cfg.steps:
-        idx = torch.randint(data.shape[0], (cfg.batch_size,), generator=gen, device=device)
-        with autocast():
-            loss = training_loss(model, data[idx], gen, None if noise is None else noise[idx])
-        pending.append(loss.detach())
+        opt.zero_grad(set_to_none=True)
+        losses = []
+        for i, k in enumerate(shards):
+            idx = torch.randint(data.shape[0], (micro_size,), generator=gens[k], device=device)
+            # DDP averages gradients over processes at the last backward of the step only
+            last = i == len(shards) - 1
+            with contextlib.nullcontext() if parallel is None or last else parallel.no_sync():
+                with autocast():
+                    loss = training_loss(model, data[idx], gens[k],
+                                         None if noise is None else noise[idx])
+                (loss / len(shards)).backward()
+            losses.append(loss.detach())
+        pending.append(losses[0] if len(losses) == 1 else torch.stack(losses).mean())
         step += 1
         saving = ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps)
         log_line = step % cfg.log_every == 0 or step == cfg.steps
         if read_each_step or log_line or saving:
-            read_losses()  # raises before a step on a non-finite loss reaches the weights on disk
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            read_losses()  # raises before a step on a non-finite loss reaches the weights
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sched.step()

@@ -53,3 +53,25 @@ def test_cpu_only_jobs_request_no_gpu(dry_run):
     cpu_jobs = [(r, res) for r, res in dry_run if r in ("data", "reference", "report")]
     assert cpu_jobs
     assert all("gpu" not in res for _, res in cpu_jobs)
+
+
+def test_a_training_job_given_several_gpus_runs_one_process_per_gpu(tmp_path):
+    """`--set-resources train:gpu=2` asks SLURM for two GPUs and starts the job under
+    torchrun with two processes (sfbench.distributed); other jobs stay one process."""
+    proc = subprocess.run(
+        [snakemake_bin(), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+         "--profile", str(REPO / "profiles" / "slurm"), "-n", "--set-resources", "train:gpu=2",
+         "--configfile", str(REPO / "config" / "smoke.yaml")],
+        capture_output=True, text=True, timeout=300,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    trains = [r for rule, r in planned_jobs(out) if rule == "train"]
+    assert trains and all(r.get("gpu") == "2" for r in trains)
+    commands = [line for line in out.splitlines() if " -m sfbench " in line]
+    launched = [c for c in commands if " train --method " in c]
+    assert len(launched) == len(trains)
+    assert all("-m torch.distributed.run --standalone --nproc-per-node 2 -m sfbench" in c
+               for c in launched)
+    others = [c for c in commands if c not in launched]
+    assert others and not any("torch.distributed.run" in c for c in others)

@@ -18,7 +18,7 @@ except ImportError:
 from sfbench.eval.metrics import IMAGE, VECTOR
 from sfbench.pipeline import commands as cmd, paths
 from sfbench.pipeline.jobs import GlobalFlags, code_inputs, environment_fingerprint
-from sfbench.pipeline.jobs import sfbench_command
+from sfbench.pipeline.jobs import Launcher, sfbench_command
 from sfbench.pipeline.settings import config_text, job_config
 
 try:  # before any job: a wrong key, type or name stops here
@@ -75,6 +75,11 @@ def report_job_flags(wildcards, output):
 def output_flag(flag, name):
     """``flag <output.name>`` in a rule variant that has that output, else nothing."""
     return lambda w, output: f"{flag} {output[name]}" if name in output.keys() else ""
+
+
+def train_launcher(wildcards, resources):
+    """One process, or torchrun over the GPUs the job was given (sfbench.pipeline.jobs.Launcher)."""
+    return Launcher(int(getattr(resources, "gpu", 0) or 0), CONDA_RUN)
 
 
 def job_params(stage, flags="", parent=False) -> dict:

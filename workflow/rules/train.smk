@@ -37,9 +37,9 @@ rule train:
     output: model=paths.MODEL, result=paths.TRAIN_RECORD
     log: paths.log("train")
     benchmark: paths.benchmark("train")
-    params: **job_params("train", with_inputs(cmd.train_flags))
+    params: **job_params("train", with_inputs(cmd.train_flags)), launch=train_launcher
     conda: CONDA
     shell:
-        "OMP_NUM_THREADS={threads} {params.sfbench} {params.globals} train --method {wildcards.method}"
+        "OMP_NUM_THREADS={threads} {params.launch} {params.globals} train --method {wildcards.method}"
         " --dataset {wildcards.dataset} {params.flags} --config {input.config} --no-progress"
         " --out {output.model} --result {output.result} --job-key {params.key} > {log} 2>&1"

@@ -4,6 +4,12 @@ Settings come from the defaults of :class:`sfbench.train.TrainConfig`, then
 ``--config`` (YAML), then the flags. A rerun with the same --checkpoint-dir
 resumes from the last checkpoint.
 
+Data-parallel training on several GPUs (or CPU processes) runs the same
+command under ``torchrun``, e.g. ``torchrun --nproc-per-node 4 -m sfbench
+train ... --micro-batches 4``; the weights are those of a one-process run with
+the same settings (:mod:`sfbench.distributed`), and only the first process
+writes files.
+
 Methods trained on given (noise, data) pairs (``reflow``, ``distill``) take
 ``--pairs`` (a file from ``sfbench reflow-pairs``) instead of data.
 """
@@ -20,6 +26,7 @@ from sfbench.errors import SfbenchError
 FLAG_SETTINGS = (
     "steps",
     "batch_size",
+    "micro_batches",
     "lr",
     "ema_decay",
     "warmup_steps",
@@ -47,7 +54,12 @@ def add_parser(sub):
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed")
     p.add_argument("--config", help="YAML file of training settings (TrainConfig fields)")
     p.add_argument("--steps", type=positive_int)
-    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--batch-size", type=positive_int, help="global batch of one optimizer step")
+    p.add_argument(
+        "--micro-batches", type=positive_int,
+        help="draw and back-propagate the batch in this many pieces (gradient accumulation); "
+        "under torchrun with N processes, a multiple of N, spread over them",
+    )
     p.add_argument("--lr", type=float)
     p.add_argument("--ema-decay", type=float)
     p.add_argument("--warmup-steps", type=non_negative_int)
@@ -90,6 +102,7 @@ def run(args) -> dict:
 
     from sfbench.checkpoint import network_sample_shape, save_model
     from sfbench.data import get_dataset
+    from sfbench.distributed import processes
     from sfbench.io import load_array
     from sfbench.methods import get_method
     from sfbench.models import network_for
@@ -123,6 +136,8 @@ def run(args) -> dict:
 
     progress = not args.no_progress and sys.stderr.isatty()
     result = train(cfg, data, checkpoint_dir=args.checkpoint_dir, progress=progress, noise=noise)
+    if not processes().main:
+        return {}  # the first process writes the model and the record
     settings = {
         **asdict(cfg),
         "dataset": ds.name,

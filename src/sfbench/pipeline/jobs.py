@@ -2,6 +2,8 @@
 
 - :func:`sfbench_command`: ``<python> -m sfbench`` (every rule's ``params.sfbench``,
   a rerun trigger: jobs run by another environment rerun);
+- :class:`Launcher`: a training job's ``params.launch``, one process or
+  ``torchrun`` over the job's GPUs; not a rerun trigger;
 - :class:`GlobalFlags`: ``--mlflow-experiment E --config-hash H`` before the
   command, deliberately *not* a rerun trigger (see its docstring);
 - :func:`code_inputs`: the package modules a rule's command runs, as job
@@ -48,6 +50,29 @@ def job_python(conda: bool = False) -> str:
 
 def sfbench_command(conda: bool = False) -> str:
     return f"{shlex.quote(job_python(conda))} -m sfbench"
+
+
+class Launcher:
+    """How a training job starts ``python -m sfbench``: as one process, or under
+    ``torchrun`` with one process per GPU when the job was given several
+    (the resource ``gpu``, e.g. ``--set-resources train:gpu=4`` with
+    profiles/slurm); the preset's ``train: {micro_batches: ...}`` must then be
+    a multiple of that count (:mod:`sfbench.distributed`).
+
+    Not a ``str``, so not a rerun trigger (see :class:`GlobalFlags`): the
+    weights do not depend on how many processes computed them.
+    """
+
+    def __init__(self, gpus: int, conda: bool = False):
+        self.text = sfbench_command(conda) if gpus <= 1 else (
+            f"{shlex.quote(job_python(conda))} -m torch.distributed.run --standalone"
+            f" --nproc-per-node {gpus} -m sfbench")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Launcher({self.text!r})"
 
 
 class GlobalFlags:

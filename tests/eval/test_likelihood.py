@@ -31,3 +31,19 @@ def test_nll_record_is_the_record_evaluate_writes(tmp_path):
     assert record["settings"] == standalone["settings"]
     assert {k: v for k, v in record["result"].items() if k not in timings} == {
         k: v for k, v in standalone["result"].items() if k not in timings}
+
+
+def test_evaluate_names_a_device_it_cannot_use(tmp_path, capsys):
+    d = tmp_path / "d.npz"
+    assert main(["data", "--dataset", "8gaussians", "--n-train", "20", "--n-test", "40",
+                 "--out", str(d), "--result", str(tmp_path / "d.json")]) == 0
+    oracle = ["--oracle", "--method", "cfm", "--dataset", "8gaussians"]
+    out = tmp_path / "e.json"
+    assert main(["evaluate", "--nll", *oracle, "--data", str(d), "--device", "cuda",
+                 "--result", str(out)]) == 1
+    assert "oracle runs on the CPU" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["evaluate", "--nll", *oracle, "--data", str(d), "--n-test", "5",
+                 "--rtol", "1e-3", "--atol", "1e-3", "--device", "auto",
+                 "--result", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["nll"]["device"] == "cpu"

@@ -29,7 +29,7 @@ pytest.importorskip("snakemake_executor_plugin_kubernetes",
 pytest.importorskip("snakemake_storage_plugin_s3", reason="pip install -e '.[kubernetes]'")
 
 BUCKET = "sfbench-test"
-GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference")
+GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference", "nll")
 # command-line flags whose value is a file or directory of the job
 PATH_FLAGS = ("--data", "--pairs", "--model", "--config", "--classifier", "--fid-features",
               "--out", "--result", "--plot", "--nll-result", "--out-dir", "--results")

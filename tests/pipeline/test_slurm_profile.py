@@ -14,7 +14,7 @@ import yaml
 from pipeline_helpers import REPO, planned_jobs, snakemake_bin
 
 # every job that trains or samples a network on the gpu preset
-GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference")
+GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference", "nll")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_every_training_and_sampling_job_requests_a_gpu(dry_run):
     for rule in gpu_rules & by_rule.keys():
         for resources in by_rule[rule]:
             assert resources.get("gpu") == "1", f"{rule} planned without a GPU: {resources}"
-            assert resources.get("cpus_per_task") == "8"
+            assert resources.get("cpus_per_task") == str(
+                profile["set-resources"][rule]["cpus_per_task"])
 
 
 def test_cpu_only_jobs_request_no_gpu(dry_run):

@@ -47,6 +47,8 @@ def add_parser(sub):
     p.add_argument("--dequant-seed", type=non_negative_int, default=0,
                    help="seed of the uniform dequantization (images)")
     p.add_argument("--nll-batch-size", type=positive_int, default=1000)
+    p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="cpu",
+                   help="where the model runs for --nll / --vlb (auto: cuda if available)")
     images = p.add_argument_group("images")
     images.add_argument("--data-dir", help="where image datasets' files are")
     images.add_argument("--classifier", help="digits classifier file (digits FID)")
@@ -90,6 +92,20 @@ def _load_model(args):
     if not (args.model or args.oracle):
         raise SfbenchError("--nll and --vlb need --model or --oracle")
     return load_path_model(args)
+
+
+def _device(args, info: dict) -> str:
+    """The --device a model runs on: the analytic oracle only on the CPU."""
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() and info["source"] != "oracle" else "cpu"
+    if device == "cuda" and info["source"] == "oracle":
+        raise SfbenchError("--device cuda: the analytic oracle runs on the CPU (float64)")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SfbenchError("--device cuda but no CUDA device is available")
+    return device
 
 
 def nll_options(args):
@@ -136,6 +152,9 @@ def run(args) -> dict:
         test = _test_points(args, ds)
         tic = time.perf_counter()
         model, info = _load_model(args)
+        device = _device(args, info)
+        if device != "cpu":
+            model = model.to(device)
         result["load_seconds"] = time.perf_counter() - tic
         tic = time.perf_counter()
         settings.update(model=info, method=info.get("method"), n_test=int(test.shape[0]))
@@ -145,7 +164,7 @@ def run(args) -> dict:
 
             settings["nll"], nll = measure_nll(
                 model, test, nll_options(args), levels=ds.levels if ds is not None else None,
-                float64=bool(args.oracle),
+                float64=bool(args.oracle), device=device,
             )
             result.update(nll)
         if args.vlb:
@@ -154,7 +173,7 @@ def run(args) -> dict:
             if ds is None:
                 raise SfbenchError("--vlb needs an image dataset (--dataset) with discrete pixels")
             res = ddpm_vlb_bits_per_dim(model, test, ds.levels, seed=args.dequant_seed,
-                                        batch_size=args.nll_batch_size)
+                                        batch_size=args.nll_batch_size, device=device)
             res.pop("bits")
             settings["vlb"] = {k: v for k, v in res.items() if "bits_per_dim" not in k}
             result.update({k: v for k, v in res.items() if "bits_per_dim" in k})

@@ -134,11 +134,10 @@ def nll_record(args, config, model, info, test, image, load_seconds) -> dict:
     if image is not None:  # as evaluate reads them: images of the dataset's shape
         test = load_array(args.data, "test", shape=image.dataset.shape)
     points = test[: nll.n_points] if nll.n_points else test
-    if config.device == "cuda":  # evaluate --nll integrates on the CPU
-        model = model.to("cpu")
-    record = nll_record(
+    record = nll_record(  # on the sweep's device, as `evaluate --nll --device` would
         model, info, points, NLLOptions(rtol=nll.rtol, atol=nll.atol), data=args.data,
         levels=image.dataset.levels if image is not None else None, load_seconds=load_seconds,
+        device=config.device,
     )
     args.log_child("nll", record["settings"], record["result"])
     return {**record, "environment": environment()}

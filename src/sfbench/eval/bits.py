@@ -85,7 +85,8 @@ def dequantize(v: np.ndarray, levels: int, seed: int) -> np.ndarray:
 
 
 def nll_bits_per_dim(
-    model, x, levels: int, *, seed: int = 0, dtype: torch.dtype = torch.float32, **nll_options
+    model, x, levels: int, *, seed: int = 0, dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu", **nll_options
 ) -> dict:
     """Bits/dim of discrete images x (model scale, [N, ...]) through the probability-flow ODE.
 
@@ -96,10 +97,10 @@ def nll_bits_per_dim(
     from sfbench.eval.nll import nll_nats
 
     v = discrete_values(x, levels)
-    xd = torch.as_tensor(dequantize(v, levels, seed), dtype=dtype)
+    xd = torch.as_tensor(dequantize(v, levels, seed), dtype=dtype, device=device)
     res = nll_nats(model, xd, **nll_options)
     dim = int(np.prod(v.shape[1:]))
-    bits: Tensor = bits_per_dim(res.nll_nats.double(), dim, levels)
+    bits: Tensor = bits_per_dim(res.nll_nats.double().cpu(), dim, levels)
     return {
         "nll_bits_per_dim_mean": float(bits.mean()),
         "nll_bits_per_dim_stderr": stderr(bits),

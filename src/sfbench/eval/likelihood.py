@@ -34,20 +34,21 @@ class NLLOptions:
 
 
 def measure_nll(model: Any, test, options: NLLOptions, *, levels: int | None = None,
-                float64: bool = False) -> tuple[dict, dict]:
+                float64: bool = False, device: str = "cpu") -> tuple[dict, dict]:
     """(settings of the NLL, its result keys) of ``model`` on the points ``test``.
 
     ``levels``: pixel levels of an image dataset (bits/dim), None for vector
-    data; ``float64``: integrate in double precision (the oracle).
+    data; ``float64``: integrate in double precision (the oracle); ``device``:
+    where the ODE is integrated (the model must already be there).
     """
     if levels is not None:
         from sfbench.eval.bits import nll_bits_per_dim
 
         res = nll_bits_per_dim(model, test, levels, seed=options.dequant_seed,
-                               **options.solver_options())
+                               device=device, **options.solver_options())
         res.pop("bits")
         settings = {k: v for k, v in res.items() if not k.startswith("nll_")}
-        return settings, {"nll_bits_per_dim": res["nll_bits_per_dim_mean"],
+        return {**settings, "device": device}, {"nll_bits_per_dim": res["nll_bits_per_dim_mean"],
                           "nll_bits_per_dim_stderr": res["nll_bits_per_dim_stderr"],
                           "nll_nats": res["nll_nats_mean"], "nll_nfe": res["nfe"]}
     import torch
@@ -55,14 +56,15 @@ def measure_nll(model: Any, test, options: NLLOptions, *, levels: int | None = N
     from sfbench.eval.nll import nll_nats
 
     dtype = torch.float64 if float64 else torch.float32
-    res = nll_nats(model, torch.as_tensor(test, dtype=dtype), **options.solver_options())
-    return res.settings, {"nll_nats": res.mean_nats, "nll_stderr": res.stderr_nats,
-                          "nll_nfe": res.nfe}
+    res = nll_nats(model, torch.as_tensor(test, dtype=dtype, device=device),
+                   **options.solver_options())
+    result = {"nll_nats": res.mean_nats, "nll_stderr": res.stderr_nats, "nll_nfe": res.nfe}
+    return {**res.settings, "device": device}, result
 
 
 def nll_record(model: Any, model_info: dict, test, options: NLLOptions, *, data: str | None,
                dataset: str | None = None, levels: int | None = None,
-               load_seconds: float = 0.0) -> dict:
+               load_seconds: float = 0.0, device: str = "cpu") -> dict:
     """The record of ``sfbench evaluate --nll`` (no ``--samples``, no ``--vlb``) for ``model``.
 
     ``test``: the test points measured (already cut to ``--n-test``);
@@ -73,7 +75,8 @@ def nll_record(model: Any, model_info: dict, test, options: NLLOptions, *, data:
                 "model": model_info, "method": model_info.get("method"),
                 "n_test": int(test.shape[0])}
     nll_settings, result = measure_nll(model, test, options, levels=levels,
-                                       float64=model_info.get("source") == "oracle")
+                                       float64=model_info.get("source") == "oracle",
+                                       device=device)
     settings["nll"] = nll_settings
     result = {"load_seconds": load_seconds, **result,
               "nll_seconds": time.perf_counter() - tic}

@@ -87,9 +87,12 @@ def _posterior_mean(c: dict, k: int, x0: Tensor, xk: Tensor) -> Tensor:
 
 def ddpm_vlb_bits_per_dim(
     model, x, levels: int, *, seed: int = 0, batch_size: int = 500,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
 ) -> dict:
     """The bound L of Ho et al. for discrete images x (model scale [N, ...]) in bits/dim.
+
+    The network runs on ``device`` (where the model is); the bound's sums stay
+    in float64 on the CPU.
 
     ``model`` is any path model on a :class:`~sfbench.paths.DDPMSchedule`
     (a trained ``ddpm`` network or the oracle); its eps prediction at
@@ -121,7 +124,7 @@ def ddpm_vlb_bits_per_dim(
                 part = slice(start, start + batch_size)
                 x0, eps = x0_all[part], eps_all[part]
                 xk = c["abar"][k].sqrt() * x0 + (1 - c["abar"][k]).sqrt() * eps
-                eps_hat = model.predict(xk.to(dtype), t).eps.double()
+                eps_hat = model.predict(xk.to(device, dtype), t.to(device)).eps.double().cpu()
                 x0_hat = (xk - (1 - c["abar"][k]).sqrt() * eps_hat) / c["abar"][k].sqrt()
                 if k == 1:
                     std = c["beta_tilde"][2].sqrt() if big_t > 1 else c["beta"][1].sqrt()

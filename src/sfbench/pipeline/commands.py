@@ -103,7 +103,8 @@ def nll_flags(plan: JobPlan, model: Model) -> str:
                  data_dir_flag(plan, model.dataset), f"--n-test {nll['n_points']}",
                  f"--rtol {nll['rtol']} --atol {nll['atol']}",
                  f"--divergence {nll.get('divergence', 'auto')}",
-                 f"--n-probes {nll.get('n_probes', 1)}")
+                 f"--n-probes {nll.get('n_probes', 1)}",
+                 f"--device {nll['device']}" if nll.get("device", "cpu") != "cpu" else "")
 
 
 def decompose_flags(plan: JobPlan) -> str:

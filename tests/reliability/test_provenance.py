@@ -1,8 +1,9 @@
 """Promise 12: a changed parameter, package source file or library version reruns
 exactly the jobs that depend on it (checked with dry runs after one real run).
 
-Needs the rules wired to workflow/rules/provenance.smk (`code=code_inputs(...)`
-inputs and `env=environment_fingerprint()` params); docs/RELIABILITY.md.
+Needs every rule's params to carry `code=code_fingerprint(rule)` and
+`env=environment_fingerprint()` (workflow/rules/common.smk, job_params);
+docs/RELIABILITY.md.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ except ImportError:
     ) from None
 from sfbench.eval.metrics import IMAGE, VECTOR
 from sfbench.pipeline import commands as cmd, paths
-from sfbench.pipeline.jobs import GlobalFlags, code_inputs, environment_fingerprint
+from sfbench.pipeline.jobs import GlobalFlags, code_fingerprint, environment_fingerprint
 from sfbench.pipeline.jobs import Launcher, sfbench_command
 from sfbench.pipeline.settings import config_text, job_config
 
@@ -35,15 +35,6 @@ CONDA_RUN = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_me
 def one_of(names) -> str:
     """A wildcard constraint matching exactly ``names`` (a rule variant's datasets or methods)."""
     return "|".join(map(re.escape, names)) or "(?!)"
-
-
-def code_files(rule):
-    """The package modules a rule's command runs, as inputs (sfbench.pipeline.jobs.code_inputs).
-
-    Marked local(): they are the installed package's files, on every machine,
-    never objects of a default storage provider (profiles/kubernetes, S3).
-    """
-    return [local(f) for f in code_inputs(rule)]
 
 
 def per_dataset(function):
@@ -83,9 +74,11 @@ def train_launcher(wildcards, resources):
 
 
 def job_params(stage, flags="", parent=False) -> dict:
-    """Every job's params: the interpreter and library versions (rerun triggers), the
-    global flags (not one: jobs.GlobalFlags), its flags and MLflow key (+ the model's)."""
-    params = dict(env=environment_fingerprint(), sfbench=sfbench_command(CONDA_RUN),
+    """Every job's params: the interpreter, library versions and the code its command runs
+    (rerun triggers), the global flags (not one: jobs.GlobalFlags), its flags and MLflow
+    key (+ the model's)."""
+    params = dict(env=environment_fingerprint(), code=code_fingerprint(stage),
+                  sfbench=sfbench_command(CONDA_RUN),
                   globals=GlobalFlags(config), flags=flags,
                   key=lambda w: cmd.job_key(stage, w))
     return {**params, "parent": lambda w: cmd.job_key("train", w)} if parent else params

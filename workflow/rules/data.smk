@@ -5,7 +5,6 @@
 
 
 rule data:
-    input: code=code_files("data")
     output: data=paths.DATA, result=paths.DATA_RECORD
     log: paths.log("data", "{dataset}")
     benchmark: paths.benchmark("data", "{dataset}")
@@ -18,7 +17,7 @@ rule data:
 
 # Vector datasets; image_reference (below) also caches the FID features.
 rule reference:
-    input: unpack(per_dataset(JobPlan.reference_inputs)), code=code_files("reference")
+    input: unpack(per_dataset(JobPlan.reference_inputs))
     output: **paths.reference_outputs(features=False)
     wildcard_constraints: dataset=one_of(PLAN.datasets(VECTOR))
     log: paths.log("reference", "{dataset}")
@@ -39,7 +38,6 @@ use rule reference as image_reference with:
 
 
 rule classifier:
-    input: code=code_files("classifier")
     output: model=paths.CLASSIFIER, result=paths.CLASSIFIER_RECORD
     wildcard_constraints: dataset=one_of(PLAN.classifier_datasets())
     log: paths.log("classifier", "{dataset}")

@@ -8,7 +8,7 @@
 
 
 rule nll:
-    input: unpack(per_model(JobPlan.model_inputs)), code=code_files("nll")
+    input: unpack(per_model(JobPlan.model_inputs))
     output: result=paths.NLL
     wildcard_constraints: dataset=one_of(PLAN.datasets(IMAGE))
     log: paths.log("nll")
@@ -22,7 +22,7 @@ rule nll:
 
 
 rule decompose:
-    input: unpack(per_model(JobPlan.model_inputs)), code=code_files("decompose")
+    input: unpack(per_model(JobPlan.model_inputs))
     output: result=paths.DECOMPOSE
     log: paths.log("decompose")
     benchmark: paths.benchmark("decompose")

@@ -5,7 +5,7 @@
 
 
 rule report:
-    input: unpack(lambda w: PLAN.report_inputs()), code=code_files("report")
+    input: unpack(lambda w: PLAN.report_inputs())
     output:
         documents=PLAN.report_documents(),
         tables=[report(p, category="Tables", caption="../report/table.rst")

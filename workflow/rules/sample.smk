@@ -8,7 +8,7 @@
 
 
 rule sweep:
-    input: unpack(per_model(JobPlan.sweep_inputs)), code=code_files("sweep")
+    input: unpack(per_model(JobPlan.sweep_inputs))
     output: **paths.sweep_outputs(nll=True)
     wildcard_constraints:
         dataset=one_of(sorted({m.dataset for m in PLAN.models() if m.nll_in_sweep})),

@@ -21,7 +21,7 @@ rule job_config:
 
 
 rule pairs:
-    input: unpack(per_model(JobPlan.pairs_inputs)), code=code_files("pairs")
+    input: unpack(per_model(JobPlan.pairs_inputs))
     output: pairs=paths.PAIRS, result=paths.PAIRS_RECORD
     log: paths.log("pairs")
     benchmark: paths.benchmark("pairs")
@@ -33,7 +33,7 @@ rule pairs:
 
 
 rule train:
-    input: unpack(per_model(JobPlan.train_inputs)), code=code_files("train")
+    input: unpack(per_model(JobPlan.train_inputs))
     output: model=paths.MODEL, result=paths.TRAIN_RECORD
     log: paths.log("train")
     benchmark: paths.benchmark("train")

@@ -6,14 +6,15 @@
   ``torchrun`` over the job's GPUs; not a rerun trigger;
 - :class:`GlobalFlags`: ``--mlflow-experiment E --config-hash H`` before the
   command, deliberately *not* a rerun trigger (see its docstring);
-- :func:`code_inputs`: the package modules a rule's command runs, as job
-  inputs, so editing a solver reruns the sweeps and nothing else
-  (:func:`sfbench.provenance.command_sources`).
+- :func:`code_fingerprint`: a hash of the package modules a rule's command
+  runs, as a job parameter, so editing a solver reruns the sweeps and nothing
+  else (:func:`sfbench.provenance.command_sources`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shlex
 import sys
@@ -97,12 +98,22 @@ class GlobalFlags:
         return f"GlobalFlags({self.text!r})"
 
 
-def code_inputs(rule: str) -> list[str]:
-    """The package source files the job of ``rule`` runs (absolute paths)."""
+@functools.cache  # one hash per rule, however many jobs it has
+def code_fingerprint(rule: str) -> str:
+    """Short hash of the package modules the command of ``rule`` runs (a job parameter).
+
+    A parameter, not the modules as inputs: Snakemake's scheduler stats every
+    input of every ready job each time it selects jobs (about once a second
+    under its default rate limit), and ~50 module files per job made that
+    the largest part of its own CPU time. Its params trigger reruns a job
+    whose hash changed, as the inputs' content check did.
+    """
     if rule not in RULE_COMMANDS:
-        raise KeyError(f"code_inputs: no command is known for rule {rule!r} "
+        raise KeyError(f"code_fingerprint: no command is known for rule {rule!r} "
                        f"(known: {', '.join(RULE_COMMANDS)})")
-    return list(provenance.command_sources(RULE_COMMANDS[rule]))
+    files = provenance.code_fingerprint([RULE_COMMANDS[rule]])
+    text = "\n".join(f"{name} {digest}" for name, digest in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.cache  # every rule asks; the versions do not change during a run

@@ -50,6 +50,19 @@ def run(model, x, tol: float, norm: str, exact=None) -> dict:
     return row
 
 
+def oracle_case(n: int):
+    """(8gaussians' exact rectified-flow oracle, n test points in float64, their exact NLL)."""
+    from sfbench.data import get_dataset
+    from sfbench.eval.oracle import GaussianMixtureOracle
+    from sfbench.paths import RectifiedFlowSchedule
+
+    ds = get_dataset("8gaussians")
+    x = torch.as_tensor(ds.sample(1000, 0, "test")[:n], dtype=torch.float64)
+    oracle = GaussianMixtureOracle(ds.mixture, RectifiedFlowSchedule())
+    exact = -oracle.log_prob(x, torch.tensor(oracle.schedule.t_end, dtype=torch.float64))
+    return oracle, x, exact
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model")
@@ -58,14 +71,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from sfbench.data import get_dataset
-    from sfbench.eval.oracle import GaussianMixtureOracle
-    from sfbench.paths import RectifiedFlowSchedule
-
-    ds = get_dataset("8gaussians")
-    x = torch.as_tensor(ds.sample(1000, 0, "test")[: args.n], dtype=torch.float64)
-    oracle = GaussianMixtureOracle(ds.mixture, RectifiedFlowSchedule())
-    exact = -oracle.log_prob(x, torch.tensor(oracle.schedule.t_end, dtype=torch.float64))
+    oracle, x, exact = oracle_case(args.n)
     for norm in ("max", "rms"):
         print(json.dumps({"model": "oracle (float64)", **run(oracle, x, args.tol, norm, exact)}),
               flush=True)

@@ -8,10 +8,15 @@ MLflow database), runs ``snakemake --cores N --configfile config/<preset>.yaml``
 and prints, per rule, the number of jobs, the summed job wall time and CPU
 time (from the rules' ``benchmark:`` files; Snakemake samples a job's CPU time
 periodically, so short jobs are undercounted). The totals are the wall time of
-the whole ``snakemake`` command and the CPU time of it and every process it
-started (``getrusage(RUSAGE_CHILDREN)``). The load average is sampled during
-the run: other processes on the machine slow it down, and then total CPU /
-cores is the better estimate of the wall time on a quiet machine.
+the whole ``snakemake`` command, the CPU time of it and every process it
+started (``getrusage(RUSAGE_CHILDREN)``), and Snakemake's own CPU time, every
+thread of its process but none of its jobs (``getrusage(RUSAGE_SELF)`` inside
+it, at exit): the scheduler's cost, which the jobs do not see.
+``--repo DIR`` runs another checkout's workflow and package (its ``src`` first
+on ``PYTHONPATH``), to compare two commits side by side in one environment.
+The load average is sampled during the run: other processes on the machine
+slow it down, and then total CPU / cores is the better estimate of the wall
+time on a quiet machine.
 """
 
 from __future__ import annotations
@@ -34,10 +39,10 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
 
 
-def prepare(workdir: Path) -> None:
+def prepare(workdir: Path, repo: Path = REPO) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
-        src, dst = REPO / name, workdir / name
+        src, dst = Path(repo) / name, workdir / name
         if dst.exists():
             shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
@@ -58,14 +63,30 @@ def read_benchmarks(workdir: Path) -> dict[str, list[dict]]:
     return out
 
 
-def time_pipeline(preset: str, cores: int, workdir: str | None = None) -> dict:
+# Runs Snakemake's command line in this interpreter and writes, at exit, the CPU
+# seconds of its own process (all threads, no child) to the file named first.
+OWN_CPU = (
+    "import atexit, json, resource, sys\n"
+    "out = sys.argv.pop(1)\n"
+    "def own():\n"
+    "    u = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    open(out, 'w').write(json.dumps({'user': u.ru_utime, 'sys': u.ru_stime}))\n"
+    "atexit.register(own)\n"
+    "from snakemake.cli import main\n"
+    "main()\n"
+)
+
+
+def time_pipeline(preset: str, cores: int, workdir: str | None = None,
+                  repo: Path = REPO) -> dict:
     """Run the preset in a fresh copy of the workflow; its figures (raises if snakemake fails)."""
     workdir = Path(workdir or tempfile.mkdtemp(prefix=f"sfbench-{preset}-"))
-    prepare(workdir)
+    prepare(workdir, repo)
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_TRACKING_URI", "SFBENCH_MLFLOW_EXPERIMENT")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    snakemake = Path(sys.executable).with_name("snakemake")
+    env["PYTHONPATH"] = str(Path(repo) / "src")
+    own_cpu_file = workdir / "snakemake_own_cpu.json"
     load_before = os.getloadavg()
     loads: list[float] = []
     done = threading.Event()
@@ -79,7 +100,8 @@ def time_pipeline(preset: str, cores: int, workdir: str | None = None) -> dict:
     usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.time()
     proc = subprocess.run(
-        [str(snakemake), "--cores", str(cores), "--configfile", f"config/{preset}.yaml"],
+        [sys.executable, "-c", OWN_CPU, str(own_cpu_file),
+         "--cores", str(cores), "--configfile", f"config/{preset}.yaml"],
         cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     total = time.time() - start
@@ -92,6 +114,7 @@ def time_pipeline(preset: str, cores: int, workdir: str | None = None) -> dict:
         print(proc.stdout[-5000:], file=sys.stderr)
         raise RuntimeError(f"snakemake failed (exit {proc.returncode}); workdir {workdir}")
 
+    own = json.loads(own_cpu_file.read_text())
     bench = read_benchmarks(workdir)
     rows = []
     for rule, jobs in bench.items():
@@ -106,6 +129,7 @@ def time_pipeline(preset: str, cores: int, workdir: str | None = None) -> dict:
     return {
         "preset": preset, "cores": cores, "total_wall_s": total,
         "total_cpu_s": cpu_total, "mean_load_during": mean_load,
+        "snakemake_cpu_s": own["user"] + own["sys"], "repo": str(repo),
         "load_average_before": load_before, "machine": platform.platform(),
         "cpu_count": os.cpu_count(), "workdir": str(workdir), "rules": rows,
     }
@@ -117,9 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--workdir", help="working directory (default: a new temporary one)")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--repo", type=Path, default=REPO,
+                   help="checkout whose workflow and package to run (default: this one)")
     args = p.parse_args(argv)
     try:
-        figures = time_pipeline(args.preset, args.cores, args.workdir)
+        figures = time_pipeline(args.preset, args.cores, args.workdir, args.repo)
     except RuntimeError as err:
         print(err, file=sys.stderr)
         return 1
@@ -130,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
           f"({total / 60:.1f} min), {cpu_total:.0f} s CPU in all processes "
           f"(CPU / cores = {cpu_total / args.cores / 60:.1f} min); load average "
           f"{load_before[0]:.2f} before, {mean_load:.2f} on average during the run")
+    own = figures["snakemake_cpu_s"]
+    print(f"Snakemake's own process: {own:.1f} s CPU, {100 * own / cpu_total:.1f} % of the "
+          f"run's CPU ({own / total:.2f} of a core on average)")
     print("| rule | jobs | job wall time, sum (s) | CPU time, sum (s) | mean per job (s) |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -8,7 +8,7 @@
 | ``plan`` | :class:`JobPlan`: the models of a preset, their jobs and files, the report's contents |
 | ``settings`` | the training and sweep settings files jobs read |
 | ``commands`` | each job's command-line flags and MLflow job key |
-| ``jobs`` | the interpreter, launcher, global flags and code fingerprint of a job (provenance glue) |
+| ``jobs`` | a job's interpreter, launcher, global flags and code fingerprint (provenance) |
 | ``dvc`` | ``dvc.yaml`` rendered from the plan (``python -m sfbench.pipeline.dvc``) |
 
 The Snakefile and ``workflow/rules/*.smk`` only wire these into rules; the

@@ -18,8 +18,10 @@ round-off: at equal tolerance the two take the same steps).
 
 flow_matching (facebookresearch/flow_matching) is a benchmark-only dependency:
 
-    .venv/bin/pip install --no-deps flow-matching==1.0.10
+    .venv/bin/pip install -e ".[bench]"     # flow-matching (measured: 1.0.10)
     python -m benchmarks.nll_flow_matching [--model m.pt] [--n 300] [--threads 1]
+    python -m benchmarks run --only nll_flow_matching   # the suite's record (a model trained
+                                                        # in-process), guarded by `check`
 """
 
 from __future__ import annotations
@@ -102,6 +104,40 @@ def compare(label: str, model, x, reference, repeats: int) -> list[dict]:
                 "time_ratio_sfbench_over_flow_matching": row["seconds"] / fm["seconds"]}}),
                 flush=True)
     return rows
+
+
+def small_trained_model(steps: int):
+    """A rectified-flow MLP on 8gaussians (width 64, depth 2), trained here: a network,
+    not a closed form, in float32, without a model file to ship."""
+    from sfbench.data import get_dataset
+    from sfbench.train import TrainConfig, train
+
+    cfg = TrainConfig(method="rectified_flow", steps=steps, batch_size=256, warmup_steps=20,
+                      network={"kind": "mlp", "dim": 2, "width": 64, "depth": 2,
+                               "activation": "silu", "time_embed_dim": 32})
+    return train(cfg, get_dataset("8gaussians").sample(20000, seed=0), progress=False).model
+
+
+def run(n: int = 300, repeats: int = 5, train_steps: int = 1000, tol: float = 1e-5) -> dict:
+    """The suite's figures: both models, every tolerance; guarded, the speed ratio
+    (flow_matching seconds / sfbench seconds) at ``tol``, where both take the same steps."""
+    from benchmarks.reporting import ratio
+
+    oracle, x, exact = oracle_case(n)
+    model = small_trained_model(train_steps)
+    reference = sfbench_nll(model.double(), x, 1e-9)[0].float()
+    model.float()
+    rows = (compare("oracle", oracle, x, exact, repeats)
+            + compare("mlp", model, x.float(), reference, repeats))
+    ratios = {}
+    for label in ("oracle", "mlp"):
+        cell = {r["library"]: r for r in rows if r["model"] == label and r["tol"] == tol}
+        if cell["sfbench"]["nfe"] != cell["flow_matching"]["nfe"]:
+            raise RuntimeError(f"{label}: unequal steps at tol {tol}: {cell}")
+        ratios[f"nll_speed_vs_flow_matching_{label}"] = ratio(
+            cell["flow_matching"]["seconds"] / cell["sfbench"]["seconds"], "higher", 1.0)
+    return {"benchmark": "nll_flow_matching", "n": n, "repeats": repeats,
+            "train_steps": train_steps, "guarded_tol": tol, "rows": rows, "ratios": ratios}
 
 
 def main(argv=None):

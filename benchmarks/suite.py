@@ -8,7 +8,15 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import cli_startup, cli_threads, divergence, flops, ode_solvers, train_step
+from benchmarks import (
+    cli_startup,
+    cli_threads,
+    divergence,
+    flops,
+    nll_flow_matching,
+    ode_solvers,
+    train_step,
+)
 from benchmarks.reporting import machine
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -30,11 +38,17 @@ MICRO: dict[str, tuple[Callable[..., dict], dict, dict]] = {
         {"rounds": 3, "steps": 400, "timeout": 120.0},
         {"rounds": 1, "steps": 100, "timeout": 60.0},
     ),
+    "nll_flow_matching": (
+        nll_flow_matching.run,
+        {"n": 300, "repeats": 5},
+        {"n": 100, "repeats": 2, "train_steps": 300},
+    ),
 }
 
 #: Run only when named with ``--only``: minutes (``cli_threads``: about 4 min on
-#: an idle 2-core machine, 15 min on a busy one, most of it in two-thread runs).
-OPT_IN = {"cli_threads"}
+#: an idle 2-core machine, 15 min on a busy one, most of it in two-thread runs);
+#: ``nll_flow_matching`` needs the ``bench`` extra (flow-matching).
+OPT_IN = {"cli_threads", "nll_flow_matching"}
 
 
 def run(results_dir: str | Path = RESULTS_DIR, quick: bool = False,

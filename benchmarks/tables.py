@@ -191,6 +191,20 @@ def render_cli_threads(r: dict) -> str:
          "CPU (s, median)", "training loop (s, median)"], rows)
 
 
+def render_nll_flow_matching(r: dict) -> str:
+    rows = {(x["model"], x["tol"], x["library"]): x for x in r["rows"]}
+    cells = []
+    for model, tol in sorted({(m, t) for m, t, _ in rows}, key=lambda k: (k[0], -k[1])):
+        s, f = rows[(model, tol, "sfbench")], rows[(model, tol, "flow_matching")]
+        cells.append([model, f"{tol:.0e}", f"{s['nfe']} / {f['nfe']}",
+                      f"{s['mean_abs_error_nats']:.2e} / {f['mean_abs_error_nats']:.2e}",
+                      f"{s['seconds'] * 1e3:.0f} / {f['seconds'] * 1e3:.0f}",
+                      f"**{f['seconds'] / s['seconds']:.2f}x**"])
+    return _table(["model", "rtol = atol", "NFE (sfbench / flow_matching)",
+                   "mean \\|NLL - exact or reference\\| (nats)", "time (ms)",
+                   "flow_matching time / sfbench time"], cells)
+
+
 def renderer(name: str):
     if name.startswith("pipeline_scaling_"):
         return render_scaling
@@ -202,7 +216,8 @@ def renderer(name: str):
         return render_divergence
     return {"train_step": render_train_step, "ode_solvers": render_ode_solvers,
             "divergence": render_divergence, "flops": render_flops,
-            "cli_startup": render_cli_startup, "cli_threads": render_cli_threads}[name]
+            "cli_startup": render_cli_startup, "cli_threads": render_cli_threads,
+            "nll_flow_matching": render_nll_flow_matching}[name]
 
 
 def render(name: str, results_dir: Path) -> str:

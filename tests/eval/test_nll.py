@@ -121,7 +121,9 @@ def _mlp_model(dtype=torch.float32):
     return model.to(dtype)
 
 
-def test_exact_divergence_matches_full_jacobian_trace():
+# None: the plain loop of backward passes (2-D, LOOP_MAX_DIM); 1, 2: vectorised passes.
+@pytest.mark.parametrize("chunk_size", [None, 1, 2])
+def test_exact_divergence_matches_full_jacobian_trace(chunk_size):
     model = _mlp_model(torch.float64)
     x = torch.randn(7, 2, dtype=torch.float64)
     t = torch.tensor(0.3, dtype=torch.float64)
@@ -129,7 +131,7 @@ def test_exact_divergence_matches_full_jacobian_trace():
     def f(y):
         return model.predict(y, t).velocity
 
-    v, div = exact_divergence(f, x)
+    v, div = exact_divergence(f, x, chunk_size=chunk_size)
     for i in range(7):
         jac = torch.autograd.functional.jacobian(lambda y: f(y[None])[0], x[i])
         assert div[i].item() == pytest.approx(torch.trace(jac).item(), rel=1e-10)

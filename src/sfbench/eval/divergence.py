@@ -28,9 +28,13 @@ Divergence = Callable[[Velocity, Tensor], tuple[Tensor, Tensor]]
 
 #: ``divergence="auto"`` is exact up to this many dimensions per sample, Hutchinson beyond.
 EXACT_MAX_DIM = 64
-#: Default size (cotangents x samples x dimensions) of one vectorised backward pass of
-#: the exact divergence: 256 rows of the 64-dimensional digits.
-VMAP_ELEMENTS = 256 * 64
+#: Default rows (cotangents x samples) per vectorised backward pass of the exact divergence.
+VMAP_ROWS = 256
+#: Up to this many dimensions per sample the exact divergence is a plain loop of
+#: backward passes: at 2 dimensions, for an NLL of 300 points (the oracle and an MLP),
+#: 13-15 % faster than the vectorised passes, whose ``torch.func`` dispatch outweighs
+#: what they save; at 64 the vectorised passes win (``benchmarks/divergence.py``).
+LOOP_MAX_DIM = 2
 
 
 def exact_divergence(
@@ -42,13 +46,12 @@ def exact_divergence(
     the basis cotangents e_k (D = numel of one sample), batched by
     ``torch.func.vmap``, ``chunk_size`` cotangents per vectorised backward
     pass: one forward pass and D / chunk_size vectorised backward passes,
-    memory O(chunk_size B D). The default, chunk_size * B * D ~
-    :data:`VMAP_ELEMENTS`, was the fastest on CPU for the digits U-Net and the
-    MLP at 64 dimensions: a single pass over all D cotangents of a batch of 64
-    was 3x slower than a Python loop of D backward passes (memory traffic),
-    256 rows per pass as fast or faster (``benchmarks/divergence.py``). Counting
-    elements, not rows, lets 2-D data take both cotangents in one pass: 13 %
-    faster for an NLL of 300 points than one at a time
+    memory O(chunk_size B D). The default, chunk_size * B ~ :data:`VMAP_ROWS`,
+    was the fastest on CPU for the digits U-Net and the MLP: a single pass
+    over all D cotangents of a batch of 64 was 3x slower than a Python loop of
+    D backward passes (memory traffic), 256 rows per pass as fast or faster
+    (``benchmarks/divergence.py``). Up to :data:`LOOP_MAX_DIM` dimensions (the
+    2-D datasets), without a ``chunk_size``, the plain loop is used instead
     (``benchmarks/nll_flow_matching.py``).
     Because the cotangent e_k is applied to every sample at once, this is
     the per-sample Jacobian only if samples do not interact inside the model
@@ -57,7 +60,9 @@ def exact_divergence(
     """
     shape = x.shape[1:]
     dim = math.prod(shape)
-    chunk_size = chunk_size or max(1, VMAP_ELEMENTS // (x.shape[0] * dim))
+    if dim <= LOOP_MAX_DIM and chunk_size is None:
+        return _looped_divergence(velocity, x)
+    chunk_size = chunk_size or max(1, VMAP_ROWS // x.shape[0])
     # torch.func differentiates at its own level; without no_grad the caller's autograd would
     # also record every op (parameters require grad), tripling the cost under vmap.
     with torch.no_grad():
@@ -66,6 +71,19 @@ def exact_divergence(
         (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(basis.expand(dim, *x.shape))
     diag = rows.reshape(dim, x.shape[0], dim).diagonal(dim1=0, dim2=2)  # [B, D]: J_b[k, k]
     return v, diag.sum(-1)
+
+
+def _looped_divergence(velocity: Velocity, x: Tensor) -> tuple[Tensor, Tensor]:
+    """v(x) and tr(dv/dx): one forward pass, then d v_k / d x_k by one backward pass each."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        v = velocity(x)
+        flat = v.reshape(x.shape[0], -1)
+        div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        for k in range(flat.shape[1]):
+            (grad,) = torch.autograd.grad(flat[:, k].sum(), x, retain_graph=k < flat.shape[1] - 1)
+            div = div + grad.reshape(x.shape[0], -1)[:, k]
+    return v.detach(), div
 
 
 def rademacher_probes(

@@ -137,7 +137,7 @@ def nll_nats(
         n_probes: Rademacher probes per sample (Hutchinson only).
         probe_seed: seed of the probes; sample i uses (probe_seed, i).
         exact_chunk_size: basis vectors per vectorised backward pass of the
-            exact divergence (default: ``VMAP_ELEMENTS`` // (batch x dim) per pass).
+            exact divergence (default: ``VMAP_ROWS`` // batch rows per pass).
         max_num_steps: solver step limit per batch; exceeding it raises.
 
     Returns:

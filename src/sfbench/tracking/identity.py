@@ -21,8 +21,14 @@ from sfbench.tracking.store import retry
 PROCESS_TAG = "sfbench.process"
 
 
+#: Tracked files the pipeline itself rewrites (the committed report under results/):
+#: a run's own outputs do not make its code "uncommitted".
+PIPELINE_OUTPUTS = ("results",)
+
+
 def git_state(cwd: str | os.PathLike | None = None) -> dict[str, str]:
-    """The commit checked out in ``cwd`` and whether tracked files differ from it."""
+    """The commit checked out in ``cwd`` and whether tracked files other than the
+    pipeline's outputs differ from it."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
@@ -30,7 +36,8 @@ def git_state(cwd: str | os.PathLike | None = None) -> dict[str, str]:
         if commit.returncode != 0:
             return {"git_commit": "unknown"}
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+             *(f":(top,exclude){path}" for path in PIPELINE_OUTPUTS)],
             cwd=cwd, capture_output=True, text=True, timeout=30,
         )
         return {

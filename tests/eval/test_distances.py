@@ -103,6 +103,25 @@ def test_mmd_matches_a_direct_unbiased_formula():
     assert mmd(x, y, bandwidths=bw, chunk_size=7) == pytest.approx(ref, rel=1e-10)
 
 
+def test_mmd_with_underflowing_kernels_matches_numpy():
+    # Spread points and the narrowest default bandwidth: most exponents of the
+    # h = 0.1 kernel lie far below -700, where the computation clamps them.
+    from sfbench.eval.distances import MMD_BANDWIDTHS
+
+    rng = _rng(6)
+    x, y = rng.uniform(-4, 4, (300, 2)), rng.uniform(-4, 4, (200, 2)) * 1.1
+
+    def k(a, b):
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return sum(np.exp(-d2 / (2 * h**2)) for h in MMD_BANDWIDTHS)
+
+    kxx, kyy = k(x, x), k(y, y)
+    n, m = len(x), len(y)
+    ref = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+           + (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * k(x, y).mean())
+    assert mmd(x, y) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+
+
 def test_mmd_against_a_fixed_reference_matches_mmd_for_every_sample_set():
     # The sweep scores many sample sets against one test set with the y-y term
     # computed once; each score must equal the one-shot mmd of that pair.

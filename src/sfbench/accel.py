@@ -25,6 +25,16 @@ from torch import Tensor, nn
 CUBLAS_WORKSPACE = ":4096:8"
 
 
+def resolve_device(device: str) -> str:
+    """``cpu`` or ``cuda`` for a ``--device`` value: ``auto`` is CUDA where there is one;
+    an explicit ``cuda`` without one is an error naming it."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return device
+
+
 def deterministic_settings(enabled: bool) -> dict:
     """Switch deterministic kernels on or off for this process; the settings now in force.
 

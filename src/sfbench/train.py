@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sfbench import distributed
-from sfbench.accel import deterministic_settings, maybe_compile
+from sfbench.accel import deterministic_settings, maybe_compile, resolve_device
 from sfbench.checkpoint import (
     CHECKPOINT_NAME,
     build_model,
@@ -150,10 +150,7 @@ def ema_decay_at(step: int, decay: float) -> float:
 
 
 def _resolve_device(cfg: TrainConfig) -> tuple[torch.device, bool]:
-    dev = "cuda" if cfg.device == "auto" and torch.cuda.is_available() else cfg.device
-    dev = "cpu" if dev == "auto" else dev
-    if dev == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    dev = resolve_device(cfg.device)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dev == "cuda")
     return torch.device(dev), bf16
 

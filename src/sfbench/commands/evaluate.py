@@ -96,16 +96,13 @@ def _load_model(args):
 
 def _device(args, info: dict) -> str:
     """The --device a model runs on: the analytic oracle only on the CPU."""
-    import torch
+    from sfbench.accel import resolve_device
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() and info["source"] != "oracle" else "cpu"
-    if device == "cuda" and info["source"] == "oracle":
-        raise SfbenchError("--device cuda: the analytic oracle runs on the CPU (float64)")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise SfbenchError("--device cuda but no CUDA device is available")
-    return device
+    if info["source"] == "oracle":
+        if args.device == "cuda":
+            raise SfbenchError("--device cuda: the analytic oracle runs on the CPU (float64)")
+        return "cpu"
+    return resolve_device(args.device)
 
 
 def nll_options(args):

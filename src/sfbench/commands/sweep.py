@@ -82,8 +82,7 @@ def run(args) -> dict:
     config = sweep_config(args)
     config.cells()  # a bad solver, grid or option fails before the model is loaded
 
-    import torch
-
+    from sfbench.accel import resolve_device
     from sfbench.commands.common import load_path_model
     from sfbench.io import load_array, save_npz, write_json
     from sfbench.sweep.run import run_sweep, shared_settings
@@ -91,9 +90,7 @@ def run(args) -> dict:
     test = load_array(args.data, "test")
     tic = time.perf_counter()
     model, info = load_path_model(args)
-    if config.device == "cuda":
-        if not torch.cuda.is_available():
-            raise SfbenchError("device cuda but no CUDA device is available")
+    if resolve_device(config.device) == "cuda":
         model = model.to("cuda")
     load_seconds = time.perf_counter() - tic
     image = image_reference(info, args, config)

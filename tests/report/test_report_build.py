@@ -302,3 +302,29 @@ def test_flow_table_covers_every_swept_model_and_prefers_the_sweeps_measurement(
     build_report(result_files, plain, preset="unit")
     assert "Straightness of the learned flows" not in (plain / "report.md").read_text()
     assert not (plain / "tables" / "flows.csv").exists()
+
+
+def test_an_external_model_appears_in_every_table_marked_external(result_files, tmp_path):
+    """A model sfbench did not train (no train record; its sweep record's model says
+    external) is reported beside the trained ones, labelled as external."""
+    external = []
+    for path in result_files:
+        record = json.loads(Path(path).read_text())
+        settings = record["settings"]
+        if (record["command"] == "sweep" and settings["method"] == "cfm"
+                and settings["seed"] == 0):
+            settings.update(method="their_flow",
+                                      model={"source": "torch", "external": True})
+            external.append(_write(tmp_path / settings["dataset"] / "their_flow.json", record))
+    out = tmp_path / "report"
+    build_report([*result_files, *external], out, preset="unit")
+    md = (out / "report.md").read_text()
+    assert "their_flow (external)" in md
+    assert "| their_flow |" not in md  # never shown unmarked in a table
+    cells = pd.read_csv(out / "tables" / "cells.csv")
+    assert set(cells.loc[cells["external"], "method"]) == {"their_flow"}
+    assert (out / "tables" / "grid_their_flow.csv").exists()
+
+
+def test_without_external_models_the_cells_table_has_no_external_column(report):
+    assert "external" not in pd.read_csv(report / "tables" / "cells.csv").columns

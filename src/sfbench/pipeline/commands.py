@@ -89,17 +89,24 @@ def pairs_flags(plan: JobPlan, model: Model) -> str:
 def sweep_flags(plan: JobPlan, model: Model, inputs=None) -> str:
     """Images: where the data is, the classifier and the reference job's cached features."""
     inputs = plan.sweep_inputs(model) if inputs is None else inputs
-    return _join(data_dir_flag(plan, model.dataset),
+    return _join(external_flags(model), data_dir_flag(plan, model.dataset),
                  classifier_flag(plan, model.dataset, inputs),
                  f"--fid-features {inputs['features']}" if "features" in inputs else "")
+
+
+def external_flags(model: Model) -> str:
+    """An external model is recorded under the preset's name and dataset, whatever its
+    spec says, so its results sit beside the trained models' (seed 0)."""
+    return f"--name {model.method} --dataset {model.dataset}" if model.external else ""
 
 
 def nll_flags(plan: JobPlan, model: Model) -> str:
     """``sfbench evaluate --nll`` of an image model: bits/dim (+ the VLB of DDPM models)."""
     evaluation = plan.images["evaluation"]
     nll = evaluation["nll"]
-    vlb = registries.has_vlb(model.method) and evaluation.get("vlb", True)
+    vlb = model.has_vlb and evaluation.get("vlb", True)
     return _join("--vlb" if vlb else "", f"--dataset {model.dataset}",
+                 f"--name {model.method}" if model.external else "",
                  data_dir_flag(plan, model.dataset), f"--n-test {nll['n_points']}",
                  f"--rtol {nll['rtol']} --atol {nll['atol']}",
                  f"--divergence {nll.get('divergence', 'auto')}",

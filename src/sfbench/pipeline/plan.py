@@ -1,7 +1,10 @@
 """The job plan of a preset: which models exist and which jobs and files they make.
 
 Three blocks of a preset train models: the top level (``main``: 2-D datasets),
-``images`` and ``reflow``. The reflow block trains the paired methods of
+``images`` and ``reflow``; a fourth, ``external``, lists models sfbench did not
+train (a diffusers directory or a declared PyTorch network, read by
+:mod:`sfbench.external`), which are swept and evaluated beside them on the data
+block of their dataset. The reflow block trains the paired methods of
 :data:`sfbench.methods.PAIRED_METHODS` as a chain (:data:`REFLOW_CHAIN`):
 each link is trained on (noise, ODE sample) pairs of the link before it, the
 first link being the preset's data-trained 1-RF model.
@@ -40,6 +43,8 @@ def reflow_chain() -> tuple[str, ...]:
 
 
 REFLOW_CHAIN = reflow_chain()
+#: The block of models the preset lists but does not train.
+EXTERNAL = "external"
 #: Offset of a link's pair-noise seed per position in the chain (fresh noise per link).
 PAIR_SEED_STRIDE = 1000
 
@@ -49,9 +54,15 @@ class Model:
     """One trained model of the preset and the block that sets it up."""
 
     dataset: str
-    method: str
+    method: str  # an external model's name
     seed: int
-    block: str  # "main", "images" or "reflow"
+    block: str  # "main", "images", "reflow" or "external"
+    source: str | None = None  # an external model's directory or spec file
+
+    @property
+    def external(self) -> bool:
+        """Not trained by the pipeline: no train job, its file is the preset's ``source``."""
+        return self.block == EXTERNAL
 
     @property
     def wildcards(self) -> dict:
@@ -66,11 +77,16 @@ class Model:
 
     @property
     def one_step(self) -> bool:
-        return registries.one_step(self.method)
+        return not self.external and registries.one_step(self.method)
 
     @property
     def needs_pairs(self) -> bool:
-        return registries.needs_pairs(self.method)
+        return not self.external and registries.needs_pairs(self.method)
+
+    @property
+    def has_vlb(self) -> bool:
+        """The DDPM variational bound: methods on sfbench's own discrete schedule."""
+        return not self.external and registries.has_vlb(self.method)
 
     @property
     def has_nll(self) -> bool:
@@ -97,6 +113,7 @@ class JobPlan:
         self.images = cfg.get("images") or {}
         self.reflow = cfg.get("reflow") or {}
         self.decompose = cfg.get("decompose") or {}
+        self.external = cfg.get(EXTERNAL) or []
 
     # ---------------------------------------------------------------- models
     def block_models(self, block: str) -> list[Model]:
@@ -104,13 +121,19 @@ class JobPlan:
         if block == "reflow":
             return [Model(d, m, s, block) for d in self.reflow.get("datasets", [])
                     for m in reflow_chain()[1:] for s in self.reflow.get("seeds", [])]
+        if block == EXTERNAL:  # one model each, seed 0: its only "training seed"
+            return [Model(e["dataset"], e["name"], 0, block, source=e["source"])
+                    for e in self.external]
         if not part:
             return []
         return [Model(d, m, s, block)
                 for d in part["datasets"] for m in part["methods"] for s in part["seeds"]]
 
     def models(self) -> list[Model]:
-        return [m for b in ("main", "images", "reflow") for m in self.block_models(b)]
+        return [m for b in ("main", "images", "reflow", EXTERNAL) for m in self.block_models(b)]
+
+    def trained_models(self) -> list[Model]:
+        return [m for m in self.models() if not m.external]
 
     @functools.cached_property
     def _by_wildcards(self) -> dict[tuple, Model]:
@@ -134,7 +157,7 @@ class JobPlan:
     def decompose_models(self) -> list[Model]:
         """The models of the decompose block's datasets and seeds (paired ones included)."""
         d = self.decompose
-        return [m for m in self.models() if m.block != "images"
+        return [m for m in self.models() if m.block in ("main", "reflow")
                 and m.dataset in d.get("datasets", []) and m.seed in d.get("seeds", [])]
 
     # ---------------------------------------------------------------- datasets
@@ -170,8 +193,10 @@ class JobPlan:
         return {"model": self.teacher(model).path(paths.MODEL)}
 
     def model_inputs(self, model: Model) -> dict[str, str]:
-        """What a job evaluating a trained model reads: the model and its dataset."""
-        return {"model": model.path(paths.MODEL), "data": model.path(paths.DATA)}
+        """What a job evaluating a model reads: the model (the trained file, or an external
+        model's source) and its dataset."""
+        source = model.source if model.external else model.path(paths.MODEL)
+        return {"model": source, "data": model.path(paths.DATA)}
 
     def sweep_inputs(self, model: Model) -> dict[str, str]:
         """Model, data and sweep config; images also the FID classifier and cached features."""
@@ -188,11 +213,16 @@ class JobPlan:
         return f"images/{model.method}" if model.block == "images" else model.method
 
     def sweep_config_name(self, model: Model) -> str:
-        return f"{model.block}_one_step" if model.one_step else model.block
+        """The sweep settings of the model's block; an external model's are those of the
+        block its dataset belongs to, so it is sampled exactly as the trained models are."""
+        block = model.block
+        if model.external:
+            block = "images" if model.kind == IMAGE else "main"
+        return f"{block}_one_step" if model.one_step else block
 
     def job_configs(self) -> list[tuple[str, str]]:
         """(kind, name) of every settings file a job reads, in plan order."""
-        names = [("train", self.train_config_name(m)) for m in self.models()]
+        names = [("train", self.train_config_name(m)) for m in self.trained_models()]
         names += [("sweep", self.sweep_config_name(m)) for m in self.models()]
         return list(dict.fromkeys(names))
 
@@ -202,7 +232,8 @@ class JobPlan:
             datasets=tuple(self.cfg["datasets"]),
             image_datasets=tuple(self.images.get("datasets", [])),
             methods=tuple(dict.fromkeys(m.method for m in self.models())),
-            image_methods=tuple(self.images.get("methods", [])),
+            image_methods=tuple(self.images.get("methods", [])) + tuple(
+                m.method for m in self.block_models(EXTERNAL) if m.kind == IMAGE),
             decompose_datasets=tuple(dict.fromkeys(m.dataset for m in self.decompose_models())),
         )
 
@@ -223,7 +254,7 @@ class JobPlan:
             "reference": [paths.fill(paths.REFERENCE, dataset=d) for d in self.datasets()],
             "classifier": [paths.fill(paths.CLASSIFIER_RECORD, dataset=d)
                            for d in self.classifier_datasets()],
-            "train": [m.path(paths.TRAIN_RECORD) for m in models],
+            "train": [m.path(paths.TRAIN_RECORD) for m in self.trained_models()],
             "sweep": [m.path(paths.SWEEP) for m in models],
             "nll": [m.path(paths.NLL) for m in models if m.has_nll],
             "decompose": [m.path(paths.DECOMPOSE) for m in self.decompose_models()],
@@ -247,7 +278,8 @@ class JobPlan:
         jobs += [Job("job_config", (paths.fill(paths.JOB_CONFIG, kind=k, name=n),))
                  for k, n in self.job_configs()]
         for m in self.models():
-            jobs.append(Job("train", (m.path(paths.MODEL), m.path(paths.TRAIN_RECORD))))
+            if not m.external:
+                jobs.append(Job("train", (m.path(paths.MODEL), m.path(paths.TRAIN_RECORD))))
             if m.needs_pairs:
                 jobs.append(Job("pairs", (m.path(paths.PAIRS), m.path(paths.PAIRS_RECORD))))
             sweep = paths.sweep_outputs(nll=m.nll_in_sweep)

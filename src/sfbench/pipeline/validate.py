@@ -122,12 +122,42 @@ def rule_problems(cfg: dict) -> list[str]:
             absent = [v for v in (cfg.get(name) or {}).get(key, []) if v not in cfg[key]]
             if absent:
                 problems.append(f"{name}.{key}: {', '.join(map(str, absent))} not in {key}")
+    problems += _external_problems(cfg)
     if cfg.get("reflow"):
         from sfbench.pipeline.plan import REFLOW_CHAIN
 
         if REFLOW_CHAIN[0] not in cfg["methods"]:
             problems.append(f"reflow: needs {REFLOW_CHAIN[0]} in methods "
                             "(the 1-RF model it starts from)")
+    return problems
+
+
+def _external_problems(cfg: dict) -> list[str]:
+    """An external model needs a dataset the preset makes, a name of its own and a source
+    that exists (and is of the declared kind)."""
+    from sfbench.methods import METHODS, PAIRED_METHODS
+
+    problems, seen = [], set()
+    datasets = cfg["datasets"] + (cfg.get("images") or {}).get("datasets", [])
+    taken = set(METHODS) | set(PAIRED_METHODS)
+    for i, entry in enumerate(cfg.get("external") or []):
+        where, name, source = f"external[{i}]", entry["name"], Path(entry["source"])
+        if entry["dataset"] not in datasets:
+            problems.append(f"{where}.dataset: {entry['dataset']!r} is not a dataset of this "
+                            f"preset (datasets or images.datasets: {', '.join(datasets)})")
+        if name in taken or name in seen:
+            problems.append(f"{where}.name: {name!r} is already the name of a method or of "
+                            "another external model")
+        seen.add(name)
+        if not source.exists():
+            problems.append(f"{where}.source: {source} does not exist (paths are relative to "
+                            "the directory Snakemake runs in)")
+        elif entry["kind"] == "diffusers" and not source.is_dir():
+            problems.append(f"{where}.source: a diffusers model is a directory "
+                            f"(save_pretrained); {source} is a file")
+        elif entry["kind"] == "torch" and not source.is_file():
+            problems.append(f"{where}.source: a torch model is declared by a spec file "
+                            f"(.yaml or .json); {source} is not a file")
     return problems
 
 

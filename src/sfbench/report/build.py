@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from sfbench import provenance
 from sfbench.errors import SfbenchError
 from sfbench.eval.metrics import IMAGE, METRICS, SELECTION, VECTOR
@@ -43,7 +45,10 @@ def _write_tables(res: Results, out: Path, summary, quality) -> list[Path]:
     written = [
         write_csv(summary, tdir / "summary.csv"),
         write_csv(tables.headline(summary), tdir / "headline.csv"),
-        write_csv(res.cells, tdir / "cells.csv"),
+        # the external flag only where there is an external model: a preset without any
+        # writes the same table as before the flag existed
+        write_csv(res.cells if res.external_methods else res.cells.drop(columns="external"),
+                  tdir / "cells.csv"),
         write_csv(tables.best_by_solver(res), tdir / "best_by_solver.csv"),
         write_csv(quality, tdir / "quality.csv"),
     ]
@@ -97,6 +102,31 @@ def _protocol(res: Results) -> list:
         Heading("Package versions", 3),
         Table(protocol.versions(res)),
     ])]
+
+
+def mark_external(blocks: list, names: list[str]) -> None:
+    """Label the models sfbench did not train as such in every table shown: wherever a
+    cell names one (a method column, the answers' best method and runner-up "name: ...")
+    and where methods are the columns (the answers' wide tables)."""
+    if not names:
+        return
+    label = {name: f"{name} (external)" for name in names}
+
+    def relabel(value):
+        if isinstance(value, str):
+            head, sep, rest = value.partition(": ")
+            if head in label:
+                return label[head] + sep + rest
+        return value
+
+    for block in blocks:
+        if isinstance(block, Details):
+            mark_external(block.blocks, names)
+        elif isinstance(block, Table):
+            frame = block.frame.rename(columns=label)
+            frame.index = frame.index.map(relabel)  # the headline's rows are its methods
+            text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+            block.frame = frame.assign(**{c: frame[c].map(relabel) for c in text})
 
 
 def _check_against_manifest(res: Results, out: Path, written: list[Path]) -> None:
@@ -166,6 +196,7 @@ def build_report(
     blocks += more
     written += csvs
     blocks += _protocol(res)
+    mark_external(blocks, res.external_methods)
 
     for fig in figures:
         written.append(atomic_write_bytes(out / "figures" / fig.name, fig.png))

@@ -66,6 +66,13 @@ class Results:
     def methods(self) -> list[str]:
         return list(dict.fromkeys(self.cells["method"])) if len(self.cells) else []
 
+    @property
+    def external_methods(self) -> list[str]:
+        """Models sfbench did not train (a preset's ``external`` block), by name."""
+        if not len(self.cells):
+            return []
+        return list(dict.fromkeys(self.cells.loc[self.cells["external"], "method"]))
+
     def contents(self) -> ReportContents:
         """The files a report of these results consists of (:mod:`sfbench.report.manifest`)."""
         image = self.cells[self.cells["data_kind"] == IMAGE] if len(self.cells) else self.cells
@@ -205,6 +212,7 @@ def load_results(paths: list[str | Path]) -> Results:
             cell_rows.append(
                 {
                     "dataset": key[0], "method": key[1], "seed": key[2], "data_kind": kind,
+                    "external": bool((s.get("model") or {}).get("external", False)),
                     "solver": c["solver"], "solver_kind": c.get("solver_kind"),
                     "steps": c["steps"], "tolerance": c["tolerance"], "grid": grid,
                     "setting": setting_label(c["solver"], c["steps"], c["tolerance"], grid,

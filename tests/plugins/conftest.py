@@ -6,9 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from plugin_helpers import install_example
 
-from sfbench import plugins
+# the pipeline tests' helpers (a scratch copy of the workflow, a new machine's PATH)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+
+from plugin_helpers import install_example  # noqa: E402
+
+from sfbench import plugins  # noqa: E402
 
 
 @pytest.fixture(scope="session")

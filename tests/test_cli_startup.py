@@ -30,7 +30,8 @@ def imported_packages(importtime_log: str) -> set[str]:
     return packages
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"]], ids=["sfbench", "train"])
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["sweep", "--help"]],
+                         ids=["sfbench", "train", "sweep"])
 def test_help_imports_no_heavy_library(argv):
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "sfbench", *argv],
                           capture_output=True, text=True)
@@ -63,10 +64,15 @@ def test_no_command_help_imports_a_heavy_library():
 
 
 def test_help_names_equal_the_registries():
+    """Built-ins and the installed plug-ins (tests/plugins repeats this with one installed)."""
     from sfbench.data import DATASETS
+    from sfbench.eval.metrics import METRICS
     from sfbench.methods import METHODS
+    from sfbench.models.registry import NETWORKS
     from sfbench.solvers import SOLVERS
 
     assert tuple(METHODS) == names.METHODS
     assert tuple(DATASETS) == names.DATASETS
     assert tuple(SOLVERS) == names.SOLVERS
+    assert tuple(METRICS) == names.METRICS
+    assert tuple(NETWORKS) == names.NETWORKS

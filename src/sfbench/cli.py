@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sfbench",
         description="Train, sample and evaluate diffusion, score and flow models on one footing.",
+        epilog=_plugins_text(),
     )
     experiment_help = (
         "track this job as an MLflow run in this experiment "
@@ -85,6 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
             "the cores; more can pay for large models on many cores; CUDA work is unaffected)",
         )
     return parser
+
+
+def _plugins_text() -> str | None:
+    """The installed plug-ins by registry (names from their metadata: nothing is imported)."""
+    from sfbench.plugins import GROUPS, names
+
+    found = [f"{registry} {', '.join(names(group))}" for registry, group in GROUPS.items()
+             if names(group)]
+    return f"installed plug-ins (docs/EXTENDING.md): {'; '.join(found)}" if found else None
 
 
 def thread_count(flag: int | None, environ: Mapping[str, str] = os.environ) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sfbench import plugins
 from sfbench.errors import DataFileError, OutputWriteError, SfbenchError
 
 
@@ -131,6 +132,8 @@ def environment() -> dict:
             env[name.lower()] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             env[name.lower()] = None
+    if plugins.distributions():  # plug-in code shapes results as much as sfbench's own
+        env["plugins"] = plugins.distributions()
     return env
 
 

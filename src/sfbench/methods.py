@@ -1,7 +1,8 @@
 """The method registry: each method is a composition, not a class.
 
 A method is (schedule, coupling, prediction target, loss weighting,
-t-density, output scaling). Adding a method is one entry in :data:`METHODS`.
+t-density, output scaling). Adding a method is one entry in :data:`METHODS`, or,
+from another package, one entry point (:mod:`sfbench.plugins`, docs/EXTENDING.md).
 
 | method             | path                          | predicts | weighting | t-density            |
 |--------------------|-------------------------------|----------|-----------|----------------------|
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from sfbench import plugins
 from sfbench.couplings import COUPLINGS, PAIRS
 from sfbench.paths import (
     DDPMSchedule,
@@ -121,7 +123,7 @@ class Method:
         return self.coupling == PAIRS
 
 
-METHODS: dict[str, Method] = {
+_BUILTIN_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method(
@@ -205,9 +207,30 @@ PAIRED_METHODS: dict[str, Method] = {
     )
 }
 
-for _m in (*METHODS.values(), *PAIRED_METHODS.values()):
+for _m in (*_BUILTIN_METHODS.values(), *PAIRED_METHODS.values()):
     assert _m.coupling in COUPLINGS, _m
     assert (_m.name in PAIRED_METHODS) == _m.needs_pairs == (_m.teacher is not None), _m
+
+
+def _check_plugin(name: str, method) -> str | None:
+    """A plug-in method trains on a dataset: the reflow chain (paired methods) is fixed."""
+    problem = plugins.instance_of(Method)(name, method)
+    if problem:
+        return problem
+    if name in PAIRED_METHODS:
+        return f"{name!r} is a built-in paired method of sfbench"
+    if method.coupling not in COUPLINGS:
+        return f"unknown coupling {method.coupling!r}; valid: {', '.join(COUPLINGS)}"
+    if method.needs_pairs or method.teacher is not None:
+        return "a plug-in method trains on a dataset; paired methods (reflow) are built in only"
+    return None
+
+
+#: Methods trained on a dataset: the built-ins above, then the ``sfbench.methods``
+#: plug-ins (:mod:`sfbench.plugins`), loaded when the registry is first read.
+METHODS: plugins.Registry[Method] = plugins.Registry(
+    plugins.GROUPS["methods"], _BUILTIN_METHODS, _check_plugin
+)
 
 
 def get_method(name: str) -> Method:

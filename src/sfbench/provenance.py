@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 import sfbench
+from sfbench import plugins
 
 # Every command enters through these.
 ENTRY_MODULES = ("sfbench.__main__", "sfbench.cli")
@@ -120,6 +121,8 @@ def library_versions() -> dict[str, str]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "absent"
+    # Installed plug-ins (sfbench.plugins): a new version reruns the jobs, as a new torch does.
+    versions.update({f"plugin {dist}": v for dist, v in plugins.distributions().items()})
     return versions
 
 

@@ -17,6 +17,7 @@ import argparse
 import time
 
 from sfbench.commands.common import add_model_source, add_result
+from sfbench.commands.names import METRICS, SOLVERS
 from sfbench.errors import SfbenchError
 from sfbench.sweep.flags import add_flags, check_one_source, config_from_flags
 
@@ -31,6 +32,9 @@ def add_parser(sub):
     p = sub.add_parser(
         "sweep", help="sample one model over solvers x step counts and evaluate every cell",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        # the registries' names, installed plug-ins included (names.py imports no torch)
+        epilog=f"solvers: {', '.join(SOLVERS)}\n"
+        f"metrics (each cell, those of the data's kind): {', '.join(METRICS)}",
     )
     add_model_source(p)
     p.add_argument("--reference", nargs=0, action=_Moved, help=argparse.SUPPRESS)

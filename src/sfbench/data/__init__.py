@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sfbench import plugins
 from sfbench.data import gmm as _gmm
 from sfbench.data import images, toy2d
 from sfbench.data.gmm import GaussianMixture
@@ -116,7 +117,7 @@ def _mixture_dataset(name: str, mixture: GaussianMixture, description: str) -> D
     return Dataset(name, (mixture.dim,), mixture.sample, mixture, description)
 
 
-DATASETS: dict[str, Dataset] = {
+_BUILTIN_DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
         _mixture_dataset("8gaussians", _gmm.eight_gaussians(), _gmm.eight_gaussians.__doc__),
@@ -155,6 +156,12 @@ DATASETS: dict[str, Dataset] = {
         ),
     )
 }
+
+#: The built-in datasets, then the ``sfbench.datasets`` plug-ins (:mod:`sfbench.plugins`),
+#: loaded when the registry is first read.
+DATASETS: plugins.Registry[Dataset] = plugins.Registry(
+    plugins.GROUPS["datasets"], _BUILTIN_DATASETS, plugins.instance_of(Dataset)
+)
 
 
 def get_dataset(name: str, data_dir: str | None = None) -> Dataset:

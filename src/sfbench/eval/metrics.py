@@ -6,7 +6,8 @@ labels it for tables and plots, says which kinds of data it applies to
 the dataset's pinned feature extractor) and builds its evaluator against a
 test set. The sweep, the reference command, the report's tables and plots
 and the pipeline's list of figures all read :data:`METRICS`, so a metric
-added here (or by a test, through :func:`register`) reaches all of them.
+added here (or by a test, through :func:`register`, or by another package's
+entry point, :mod:`sfbench.plugins`) reaches all of them.
 
 Two Frechet distances, two names: ``fd`` is the squared Frechet distance of
 Gaussians fitted to the raw coordinates (vector data), ``fid`` the FID of the
@@ -25,6 +26,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from sfbench import plugins
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,7 +62,11 @@ class Metric:
         return kind in self.kinds
 
 
-METRICS: dict[str, Metric] = {}
+#: The built-in metrics (registered below), then the ``sfbench.metrics`` plug-ins
+#: (:mod:`sfbench.plugins`), loaded when the registry is first read.
+METRICS: plugins.Registry[Metric] = plugins.Registry(
+    plugins.GROUPS["metrics"], {}, plugins.instance_of(Metric)
+)
 #: The metric a sweep's best cell is chosen by, per kind of data.
 SELECTION = {VECTOR: "w2", IMAGE: "fid"}
 
@@ -193,10 +200,14 @@ def _kid(ref: ImageReference) -> Evaluator:
     return kid
 
 
-register(Metric("w2", "W2", "W2", frozenset({VECTOR}), _w2, log_axis=True))
-register(Metric("mmd", "MMD²", "MMD$^2$", frozenset({VECTOR}), _mmd))
-register(Metric("fd", "FD", "Fréchet distance (coordinates)", frozenset({VECTOR}), _fd,
-                log_axis=True))
-register(Metric("fid", "FID", "FID (pinned extractor)", frozenset({IMAGE}), _fid,
-                log_axis=True))
-register(Metric("kid", "KID", "KID", frozenset({IMAGE}), _kid, has_std=True))
+# Set, not register(): asking whether a name is taken would read the registry, and so
+# import plug-ins (whose modules import this one) while this module is imported.
+for _metric in (
+    Metric("w2", "W2", "W2", frozenset({VECTOR}), _w2, log_axis=True),
+    Metric("mmd", "MMD²", "MMD$^2$", frozenset({VECTOR}), _mmd),
+    Metric("fd", "FD", "Fréchet distance (coordinates)", frozenset({VECTOR}), _fd,
+           log_axis=True),
+    Metric("fid", "FID", "FID (pinned extractor)", frozenset({IMAGE}), _fid, log_axis=True),
+    Metric("kid", "KID", "KID", frozenset({IMAGE}), _kid, has_std=True),
+):
+    METRICS[_metric.name] = _metric

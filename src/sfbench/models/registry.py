@@ -11,12 +11,24 @@ from __future__ import annotations
 
 from torch import nn
 
+from sfbench import plugins
 from sfbench.errors import CheckpointError
 from sfbench.models.mlp import MLP
 from sfbench.models.unet import UNet
 
-#: kind -> network class; a spec's other entries are the class's arguments.
-NETWORKS: dict[str, type[nn.Module]] = {"mlp": MLP, "unet": UNet}
+
+def _check_plugin(kind: str, network) -> str | None:
+    if isinstance(network, type) and issubclass(network, nn.Module):
+        return None
+    return f"expected a subclass of torch.nn.Module, got {network!r}"
+
+
+#: kind -> network class; a spec's other entries are the class's arguments. After the
+#: built-ins, the ``sfbench.networks`` plug-ins (:mod:`sfbench.plugins`), loaded when
+#: the registry is first read.
+NETWORKS: plugins.Registry[type[nn.Module]] = plugins.Registry(
+    plugins.GROUPS["networks"], {"mlp": MLP, "unet": UNet}, _check_plugin
+)
 
 
 def build_network(spec: dict) -> nn.Module:

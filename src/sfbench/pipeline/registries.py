@@ -49,6 +49,13 @@ def network_kinds() -> list[str]:
     return sorted(NETWORKS)
 
 
+def plugin_names(registry: str) -> list[str]:
+    """Names ``registry`` ("methods", "solvers", ...) takes from installed plug-ins."""
+    from sfbench.plugins import GROUPS, names
+
+    return sorted(names(GROUPS[registry]))
+
+
 def names() -> dict[str, list[str]]:
     """Valid names of every registry a preset refers to (the schema's enums)."""
     from sfbench.solvers import GRIDS

@@ -42,7 +42,22 @@ def schema_with_names(schema_path: str | os.PathLike) -> dict:
     names = registries.names()
     for placeholder, registry in NAME_DEFS.items():
         schema["$defs"][placeholder] = {"enum": names[registry]}
+    _open_plugin_networks(schema, registries.plugin_names("networks"))
     return schema
+
+
+def _open_plugin_networks(schema: dict, kinds: list[str]) -> None:
+    """A plug-in network takes arguments the schema cannot list: with its kind, a
+    ``network`` entry may hold any key (its class rejects a wrong one when the model is
+    built); the built-in kinds keep the closed list of MLP and U-Net arguments."""
+    if not kinds:
+        return
+    settings = schema["$defs"]["train_settings"]["properties"]
+    settings["network"] = {
+        "if": {"type": "object", "required": ["kind"], "properties": {"kind": {"enum": kinds}}},
+        "then": {"type": "object"},
+        "else": settings["network"],
+    }
 
 
 def _field(path) -> str:

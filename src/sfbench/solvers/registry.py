@@ -2,7 +2,8 @@
 
 Adding a solver is one function with the common signature
 ``solver(model, x, grid, noise, *, callback=None, **options) -> Tensor``
-and one entry in :data:`SOLVERS`.
+and one entry in :data:`SOLVERS`, or, from another package, one entry point
+(:mod:`sfbench.plugins`, docs/EXTENDING.md).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from sfbench import plugins
 from sfbench.solvers.ddim import ddim, ddpm_ancestral
 from sfbench.solvers.dpm_solver import dpm_solver_pp_2m
 from sfbench.solvers.edm import edm_heun
@@ -115,7 +117,7 @@ class SolverSpec:
 _ENDPOINTS = NativeSetting("endpoints")
 _SIGMA = "sigma/alpha"
 
-SOLVERS: dict[str, SolverSpec] = {
+_BUILTIN_SOLVERS: dict[str, SolverSpec] = {
     s.name: s
     for s in (
         SolverSpec("euler", euler, "ode", description="explicit Euler on the probability-flow ODE",
@@ -167,6 +169,12 @@ SOLVERS: dict[str, SolverSpec] = {
         ),
     )
 }
+
+#: The built-in solvers, then the ``sfbench.solvers`` plug-ins (:mod:`sfbench.plugins`),
+#: loaded when the registry is first read.
+SOLVERS: plugins.Registry[SolverSpec] = plugins.Registry(
+    plugins.GROUPS["solvers"], _BUILTIN_SOLVERS, plugins.instance_of(SolverSpec)
+)
 
 
 def solver_table() -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import DDIM, write_unet
+from external_helpers import DDIM, write_unet
 
 from sfbench.external import load_any_model
 from sfbench.external.wrappers import DiscreteTimeModel
@@ -116,3 +116,24 @@ def test_the_wrapper_class_is_the_loaders(unet_dir):
     assert isinstance(model, DiscreteTimeModel) and model.sample_shape == (1, 8, 8)
     assert not model.one_step and model.has_score
     assert DDIM["timestep_spacing"] == "trailing"
+
+
+def test_without_diffusers_the_error_names_the_extra(unet_dir, monkeypatch):
+    import sys
+
+    from sfbench.errors import ExternalModelError
+
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # `import diffusers` raises ImportError
+    with pytest.raises(ExternalModelError, match=r'pip install -e "\.\[diffusers\]"'):
+        load_any_model(unet_dir)
+
+
+def test_sfbench_imports_diffusers_only_to_load_a_diffusers_model():
+    import subprocess
+    import sys
+
+    code = ("import sys, sfbench.external, sfbench.commands.common, sfbench.paths; "
+            "print('diffusers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

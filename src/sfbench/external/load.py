@@ -24,7 +24,7 @@ def is_external(path: str | Path) -> bool:
     return Path(path).is_dir() or is_spec_file(path)
 
 
-def probe(model, label: str) -> None:
+def probe(model) -> None:
     """Call the model once on a batch of 2 (zeros), refusing a failure or a wrong shape."""
     param = next(model.parameters(), None)
     dtype = param.dtype if param is not None else torch.float32
@@ -33,26 +33,36 @@ def probe(model, label: str) -> None:
     try:
         with torch.no_grad():
             model.predict(x, t)
-    except ExternalModelError as err:
-        raise ExternalModelError(f"{label}: {err}") from None
+    except ExternalModelError:
+        raise
     except Exception as err:
         raise ExternalModelError(
-            f"{label}: calling the network on a batch of 2 samples of shape "
+            f"calling the network on a batch of 2 samples of shape "
             f"{list(model.sample_shape)} failed: {type(err).__name__}: {err}") from None
 
 
-def check_dataset(model, dataset: str, label: str) -> None:
+def check_dataset(model, dataset: str) -> None:
     """The dataset's samples must have the model's sample shape."""
     from sfbench.data import get_dataset
 
     try:
         shape = tuple(get_dataset(dataset).shape)
     except (ValueError, FileNotFoundError) as err:
-        raise ExternalModelError(f"{label}: {err}") from None
+        raise ExternalModelError(str(err)) from None
     if shape != tuple(model.sample_shape):
         raise ExternalModelError(
-            f"{label}: the model's samples have shape {list(model.sample_shape)}, but dataset "
+            f"the model's samples have shape {list(model.sample_shape)}, but dataset "
             f"{dataset!r} has samples of shape {list(shape)}")
+
+
+def _load(spec: ModelSpec):
+    if spec.kind == "diffusers":
+        from sfbench.external.diffusers_loader import load_diffusers
+
+        return load_diffusers(spec.path)
+    from sfbench.external.torch_loader import load_torch
+
+    return load_torch(spec)
 
 
 def _spec_of(path: Path) -> ModelSpec:
@@ -86,23 +96,20 @@ def load_any_model(path: str | Path, dataset: str | None = None) -> tuple[object
         ExternalModelError: naming the file and what is wrong.
     """
     path = Path(path)
-    spec = _spec_of(path)
-    if spec.dataset and dataset and spec.dataset != dataset:
-        raise ExternalModelError(f"{path} declares dataset {spec.dataset!r}, but --dataset "
-                                 f"is {dataset!r}")
-    dataset = spec.dataset or dataset
-    if spec.kind == "diffusers":
-        from sfbench.external.diffusers_loader import load_diffusers
-
-        model, details = load_diffusers(spec.path)
-    else:
-        from sfbench.external.torch_loader import load_torch
-
-        model, details = load_torch(spec)
     label = f"model {path}"
-    probe(model, label)
-    if dataset:
-        check_dataset(model, dataset, label)
+    try:
+        spec = _spec_of(path)
+        if spec.dataset and dataset and spec.dataset != dataset:
+            raise ExternalModelError(f"it declares dataset {spec.dataset!r}, but --dataset "
+                                     f"is {dataset!r}")
+        dataset = spec.dataset or dataset
+        model, details = _load(spec)
+        probe(model)
+        if dataset:
+            check_dataset(model, dataset)
+    except ExternalModelError as err:  # every message names the model it is about
+        raise ExternalModelError(str(err) if str(path) in str(err) else f"{label}: {err}"
+                                 ) from None
     info = {"source": spec.kind, "path": str(path), "method": spec.name, "dataset": dataset,
             "prediction": details.pop("prediction"), "schedule": model.schedule.describe(),
             "external": True, **details}

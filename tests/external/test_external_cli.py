@@ -138,3 +138,17 @@ def test_bad_external_models_exit_1_naming_the_problem(case, tmp_path, data, net
     assert message in err, err
     assert str(model) in err, err
     assert not (out / "s.npz").exists() and not (out / "s.json").exists()
+
+
+def test_decompose_an_external_model_with_the_dataset_flag(tmp_path, data, net_file):
+    """A spec that names no dataset takes --dataset; its oracle is the spec's path's."""
+    spec = write_spec(tmp_path, "cfm", network=f"{net_file}:make")
+    assert run_cli("decompose", "--model", spec, "--dataset", "8gaussians", "--data", data,
+                   "--solvers", "euler", "--steps", 2, "--n-samples", 40, "--floor-draws", 2,
+                   "--exact-tolerance", 1e-3, "--straightness-steps", 4,
+                   "--result", tmp_path / "dec.json") == 0
+    record = json.loads((tmp_path / "dec.json").read_text())
+    settings = record["settings"]
+    assert settings["model"]["external"] and settings["dataset"] == "8gaussians"
+    assert record["settings"]["oracle_note"] == "oracle of the same path"
+    assert np.isfinite(record["result"]["cells"][0]["total_w2"])

@@ -137,3 +137,25 @@ def test_sfbench_imports_diffusers_only_to_load_a_diffusers_model():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("under_no_grad", [False, True])
+def test_nll_divergence_of_a_diffusers_unet_is_the_jacobians_trace(unet_dir, under_no_grad):
+    """The NLL's vmapped divergence works on a UNet2DModel with attention (whose backward
+    under no_grad vmap cannot batch) and equals the trace of its autograd Jacobian."""
+    import contextlib
+
+    from sfbench.eval.divergence import exact_divergence
+
+    model, _ = load_any_model(unet_dir)
+    x = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
+
+    def velocity(y):
+        return model.predict(y, 0.4).velocity
+
+    with torch.no_grad() if under_no_grad else contextlib.nullcontext():  # as the NLL calls it
+        v, div = exact_divergence(velocity, x)
+    traces = [torch.autograd.functional.jacobian(velocity, x[i : i + 1]).reshape(64, 64).trace()
+              for i in range(3)]
+    torch.testing.assert_close(div, torch.stack(traces), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(v, velocity(x))

@@ -103,3 +103,35 @@ def test_pickled_objects_in_weights_are_refused(tmp_path, netmod):
     spec = write_spec(tmp_path, "evil", network=f"{netmod}:make", weights="evil.pt")
     with pytest.raises(ExternalModelError, match="cannot read weights"):
         load_any_model(spec)
+
+
+def test_a_json_spec_reads_like_the_yaml_one(tmp_path, netmod):
+    import json
+
+    fields = {"kind": "torch", "network": f"{netmod}:make", "schedule": {"name": "cfm_ot",
+              "sigma_min": 0.01}, "prediction": "velocity", "time": "data_at_1",
+              "sample_shape": [2], "weights": "w.pt"}
+    (tmp_path / "m.json").write_text(json.dumps(fields))
+    model, info = load_any_model(tmp_path / "m.json")
+    assert info["method"] == "m" and model.schedule.sigma_min == 0.01
+
+
+@pytest.mark.parametrize("text, message", [
+    ("kind: onnx\n", "`kind` must be one of torch, diffusers"),
+    ("kind: torch\nnetwork: a:b\n", "kind torch needs schedule, prediction, time, sample_shape"),
+    ("[1, 2]\n", "must be a mapping"),
+    ("kind: torch\nnetwork: a:b\nschedule: vpx\nprediction: eps\ntime: data_at_1\n"
+     "sample_shape: [2]\n", "`schedule` must name one of"),
+    ("kind: torch\nnetwork: a:b\nschedule: vp\nprediction: eps\ntime: backwards\n"
+     "sample_shape: [2]\n", "unknown time convention 'backwards'"),
+    ("kind: torch\nnetwork: a:b\nschedule: vp\nprediction: eps\ntime: data_at_1\n"
+     "sample_shape: [0]\n", "`sample_shape` must be a list of positive integers"),
+    ("kind: torch\nnetwork: a:b\nschedule: {name: vp, beta_max: -1}\nprediction: eps\n"
+     "time: data_at_1\nsample_shape: [2]\n", "schedule vp with settings"),
+    ("kind: diffusers\npath: ./nowhere\n", "nowhere is not a diffusers model directory"),
+])
+def test_malformed_specs_are_refused_by_name(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ExternalModelError, match="bad.yaml") as err:
+        load_any_model(tmp_path / "bad.yaml")
+    assert message in str(err.value)

@@ -114,6 +114,7 @@ def _schedule(spec: ModelSpec) -> Schedule:
 
 def load_torch(spec: ModelSpec) -> tuple[ContinuousTimeModel, dict]:
     """The path model a ``kind: torch`` spec declares, and what the record says of it."""
+    schedule = _schedule(spec)  # a bad setting fails before the user's code runs
     net = build_network(spec.network, spec.kwargs)
     if spec.weights is not None:
         try:
@@ -122,6 +123,6 @@ def load_torch(spec: ModelSpec) -> tuple[ContinuousTimeModel, dict]:
             raise ExternalModelError(f"weights {spec.weights} do not fit network "
                                      f"{spec.network!r}: {err}") from None
     net.eval().requires_grad_(False)
-    model = ContinuousTimeModel(net, _schedule(spec), spec.prediction, spec.sample_shape,
+    model = ContinuousTimeModel(net, schedule, spec.prediction, spec.sample_shape,
                                 time=spec.time, inputs=spec.inputs)
     return model, {"prediction": spec.prediction, "network": spec.network, "time": spec.time}

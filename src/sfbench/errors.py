@@ -19,3 +19,8 @@ class DataFileError(SfbenchError):
 
 class OutputWriteError(SfbenchError):
     """An output could not be written (read-only directory, disk full); nothing was left."""
+
+
+class ExternalModelError(SfbenchError):
+    """A model sfbench did not train (a diffusers directory, a model spec file) is malformed,
+    cannot be loaded, or does not fit its declaration or its dataset."""

@@ -17,7 +17,8 @@ def add_result(parser: argparse.ArgumentParser) -> None:
 def add_model_source(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("model (a trained file or the analytic oracle)")
     choice = src.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--model", help="model file written by `sfbench train`")
+    choice.add_argument("--model", help="model file written by `sfbench train`, a diffusers "
+                        "model directory, or a model spec (.yaml / .yml / .json)")
     choice.add_argument(
         "--oracle",
         action="store_true",
@@ -28,13 +29,21 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
 
 
 def load_path_model(args) -> tuple[object, dict]:
-    """The model named by --model or --oracle, and a description for the record."""
+    """The model named by --model or --oracle, and a description for the record.
+
+    An external --model (a diffusers directory or a model spec,
+    :func:`sfbench.external.load_any_model`) takes the command's --dataset when
+    its spec names none."""
     from sfbench.data import get_dataset
     from sfbench.eval.oracle import GaussianMixtureOracle
     from sfbench.methods import get_method
 
     if args.model:
         from sfbench.checkpoint import load_model
+        from sfbench.external import is_external, load_any_model
+
+        if is_external(args.model):
+            return load_any_model(args.model, dataset=getattr(args, "dataset", None))
 
         model = load_model(args.model)
         return model, {

@@ -57,11 +57,17 @@ def _mixture_dataset(name: str | None):
     return ds
 
 
-def _oracle_of(model, method_name: str, mixture):
-    """The oracle of the model's path, or (None, why) when its coupling has none."""
+def _oracle_of(model, model_info: dict, mixture):
+    """The oracle of the model's path, or (None, why) when its coupling has none.
+
+    An external model declares no coupling; it is taken to model its path's marginals
+    (independent coupling), as its ``has_score`` says (sfbench.external.wrappers)."""
     from sfbench.eval.oracle import GaussianMixtureOracle
     from sfbench.methods import get_method
 
+    method_name = model_info["method"]
+    if model_info.get("external"):
+        return GaussianMixtureOracle(mixture, model.schedule), "oracle of the same path"
     coupling = get_method(method_name).coupling
     if coupling != "independent":
         return None, (
@@ -75,6 +81,7 @@ def run(args) -> dict:
     import torch
 
     from sfbench.eval.decomposition import decompose, noise_floor
+    from sfbench.external import is_external
     from sfbench.io import load_array
     from sfbench.solvers import get_solver
     from sfbench.sweep.cells import cell_key
@@ -84,8 +91,9 @@ def run(args) -> dict:
     for solver in args.solvers:
         if get_solver(solver).adaptive:
             raise SfbenchError(f"{solver!r} is adaptive; decompose takes fixed-step solvers")
-    if args.model and args.dataset:
-        raise SfbenchError("--dataset is for --oracle; a model file names its own dataset")
+    if args.model and args.dataset and not is_external(args.model):
+        raise SfbenchError("--dataset is for --oracle (or an external --model, whose spec "
+                           "may name none); a model file names its own dataset")
     if args.oracle:
         _mixture_dataset(args.dataset)  # the oracle's own check, with this command's message
     tic = time.perf_counter()
@@ -97,7 +105,7 @@ def run(args) -> dict:
     if args.oracle:  # a check of the machinery: the model is its own oracle
         oracle, oracle_note, model_dtype = model, "the model is the oracle", torch.float64
     else:
-        oracle, oracle_note = _oracle_of(model, model_info["method"], ds.mixture)
+        oracle, oracle_note = _oracle_of(model, model_info, ds.mixture)
         model_dtype = None
     cells = [(s, n) for s in args.solvers for n in args.steps]
     cells_note = None

@@ -147,4 +147,6 @@ def nll_record(args, config, model, info, test, image, load_seconds) -> dict:
 def _title(info: dict) -> str:
     if info.get("source") == "oracle":
         return f"oracle / {info.get('method')} / {info.get('dataset')}"
+    if info.get("external"):  # no training seed: a model sfbench did not train
+        return f"{info.get('dataset')} / {info.get('method')} ({info.get('source')})"
     return f"{info.get('dataset')} / {info.get('method')} / seed {info.get('seed')}"

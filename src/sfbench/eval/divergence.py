@@ -63,14 +63,32 @@ def exact_divergence(
     if dim <= LOOP_MAX_DIM and chunk_size is None:
         return _looped_divergence(velocity, x)
     chunk_size = chunk_size or max(1, VMAP_ROWS // x.shape[0])
-    # torch.func differentiates at its own level; without no_grad the caller's autograd would
-    # also record every op (parameters require grad), tripling the cost under vmap.
-    with torch.no_grad():
-        v, vjp_fn = torch.func.vjp(velocity, x)
-        basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, 1, *shape)
-        (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(basis.expand(dim, *x.shape))
+    basis = torch.eye(dim, dtype=x.dtype, device=x.device).reshape(dim, 1, *shape)
+    v, rows = _batched_vjp(velocity, x, basis.expand(dim, *x.shape), chunk_size)
     diag = rows.reshape(dim, x.shape[0], dim).diagonal(dim1=0, dim2=2)  # [B, D]: J_b[k, k]
     return v, diag.sum(-1)
+
+
+def _batched_vjp(velocity: Velocity, x: Tensor, cotangents: Tensor,
+                 chunk_size: int | None = None) -> tuple[Tensor, Tensor]:
+    """v(x) and the vector-Jacobian products of every cotangent [K, *x.shape], vmapped."""
+    # torch.func differentiates at its own level; without no_grad the caller's autograd would
+    # also record every op (parameters require grad), tripling the cost under vmap.
+    try:
+        with torch.no_grad():
+            v, vjp_fn = torch.func.vjp(velocity, x)
+            (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(cotangents)
+    except RuntimeError as err:
+        if "vmap" not in str(err):
+            raise
+        # Under no_grad some CPU kernels' backward asks vmap for a channels-last layout it
+        # does not implement ("NYI: querying is_contiguous inside of vmap"; diffusers'
+        # UNet2DModel with attention, torch 2.x). With autograd on they take another path;
+        # external models' parameters are frozen, so nothing extra is recorded for them.
+        with torch.enable_grad():
+            v, vjp_fn = torch.func.vjp(velocity, x)
+            (rows,) = torch.func.vmap(vjp_fn, chunk_size=chunk_size)(cotangents)
+    return v.detach(), rows.detach()
 
 
 def _looped_divergence(velocity: Velocity, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -103,9 +121,7 @@ def hutchinson_divergence(probes: Tensor) -> Divergence:
     r"""The estimator tr(J) ~ (1/K) sum_k z_k^T J z_k with the fixed probes [K, B, ...]."""
 
     def divergence(velocity: Velocity, x: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.no_grad():  # see exact_divergence
-            v, vjp_fn = torch.func.vjp(velocity, x)
-            (rows,) = torch.func.vmap(vjp_fn)(probes)  # rows[k, b] = z_kb^T J_b
+        v, rows = _batched_vjp(velocity, x, probes)  # rows[k, b] = z_kb^T J_b
         return v, (rows * probes).flatten(2).sum(-1).mean(0)
 
     return divergence

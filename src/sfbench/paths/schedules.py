@@ -17,12 +17,16 @@ score is singular).
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from sfbench.paths.betas import check_betas, make_betas
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,7 @@ class VPSchedule(Schedule):
 
 
 class DDPMSchedule(Schedule):
-    r"""Discrete DDPM schedule (Ho et al. 2020): linear beta_k, k = 1..T.
+    r"""Discrete DDPM schedule (Ho et al. 2020): beta_k, k = 1..T, linear by default.
 
     The exact mapping between DDPM step k and our time is t = 1 - k / T, so
     k = T is the noise end (t = 0) and k = 0, the clean data, is t = 1.
@@ -168,15 +172,34 @@ class DDPMSchedule(Schedule):
     than DPM-Solver's piecewise-linear interpolation: its velocity is
     continuous (C^2), so high-order and adaptive solvers keep their order
     instead of stalling on a kink at every step.
+
+    Other betas come from a named ``beta_schedule`` (:mod:`sfbench.paths.betas`:
+    diffusers' names, so models trained elsewhere keep their own steps) or as
+    explicit ``betas`` (a trained table; ``num_steps`` is then its length and
+    ``beta_start`` / ``beta_end`` are its first and last values).
     """
 
     name = "ddpm"
 
-    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_steps: int = 1000):
+    def __init__(
+        self,
+        beta_start: float = 1e-4,
+        beta_end: float = 0.02,
+        num_steps: int = 1000,
+        beta_schedule: str = "linear",
+        betas: Sequence[float] | Tensor | None = None,
+    ):
+        if betas is not None:
+            betas = check_betas(betas)
+            beta_schedule = "trained"
+            beta_start, beta_end, num_steps = float(betas[0]), float(betas[-1]), len(betas)
         if num_steps < 1:
             raise ValueError(f"num_steps must be positive, got {num_steps}")
         self.beta_start, self.beta_end, self.num_steps = beta_start, beta_end, num_steps
-        betas = torch.linspace(beta_start, beta_end, num_steps, dtype=torch.float64)
+        self.beta_schedule = beta_schedule
+        if betas is None:
+            betas = check_betas(make_betas(beta_schedule, beta_start, beta_end, num_steps))
+        self.betas = betas
         log_alphabar = torch.cumsum(torch.log1p(-betas), 0)
         # log alpha_k = log alphabar_k / 2, with alphabar_0 = 1 at the data end.
         log_alpha = torch.cat([torch.zeros(1, dtype=torch.float64), 0.5 * log_alphabar])
@@ -219,12 +242,19 @@ class DDPMSchedule(Schedule):
         return ScheduleOutput(alpha=alpha, sigma=sigma, d_alpha=d_alpha, d_sigma=d_sigma)
 
     def describe(self) -> dict:
-        return {
+        """Linear betas keep the keys they always had, so old records still compare equal;
+        other schedules add their name, a trained table the sha256 of its float64 bytes."""
+        out = {
             **super().describe(),
             "beta_start": self.beta_start,
             "beta_end": self.beta_end,
             "num_steps": self.num_steps,
         }
+        if self.beta_schedule != "linear":
+            out["beta_schedule"] = self.beta_schedule
+        if self.beta_schedule == "trained":
+            out["betas_sha256"] = hashlib.sha256(self.betas.numpy().tobytes()).hexdigest()
+        return out
 
 
 class VESchedule(Schedule):

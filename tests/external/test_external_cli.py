@@ -152,3 +152,17 @@ def test_decompose_an_external_model_with_the_dataset_flag(tmp_path, data, net_f
     assert settings["model"]["external"] and settings["dataset"] == "8gaussians"
     assert record["settings"]["oracle_note"] == "oracle of the same path"
     assert np.isfinite(record["result"]["cells"][0]["total_w2"])
+
+
+def test_the_pipeline_s_name_and_dataset_override_the_spec_s(tmp_path, data, net_file):
+    """A preset names its external models: `--name` wins over the spec's name, and the
+    records give the one model seed 0, as a trained model of one seed."""
+    spec = write_spec(tmp_path, "cfm", network=f"{net_file}:make")
+    assert run_cli(*sweep(spec, data, tmp_path, "--name", "their_cfm",
+                          "--dataset", "8gaussians")) == 0
+    settings = json.loads((tmp_path / "s.json").read_text())["settings"]
+    assert (settings["method"], settings["dataset"], settings["seed"]) == (
+        "their_cfm", "8gaussians", 0)
+    assert run_cli("evaluate", "--nll", "--model", spec, "--data", data, "--n-test", 4,
+                   "--name", "their_cfm", "--result", tmp_path / "e.json") == 0
+    assert json.loads((tmp_path / "e.json").read_text())["settings"]["method"] == "their_cfm"

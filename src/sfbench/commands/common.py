@@ -25,7 +25,14 @@ def add_model_source(parser: argparse.ArgumentParser) -> None:
         help="the exact model of a Gaussian-mixture dataset (needs --method and --dataset)",
     )
     src.add_argument("--method", help=f"path of the oracle: {', '.join(METHODS)}")
-    src.add_argument("--dataset", help="Gaussian-mixture dataset of the oracle")
+    src.add_argument("--dataset", help="Gaussian-mixture dataset of the oracle; the dataset of "
+                     "an external --model whose spec names none")
+    add_external_name(src)
+
+
+def add_external_name(group) -> None:
+    group.add_argument("--name", help="what the records call an external --model (default: "
+                       "its spec's name, else the file or directory name)")
 
 
 def load_path_model(args) -> tuple[object, dict]:
@@ -43,7 +50,12 @@ def load_path_model(args) -> tuple[object, dict]:
         from sfbench.external import is_external, load_any_model
 
         if is_external(args.model):
-            return load_any_model(args.model, dataset=getattr(args, "dataset", None))
+            model, info = load_any_model(args.model, dataset=getattr(args, "dataset", None))
+            # one model, so "seed 0" in the tables, as a trained model of one seed
+            info.setdefault("seed", 0)
+            if getattr(args, "name", None):
+                info["method"] = args.name
+            return model, info
 
         model = load_model(args.model)
         return model, {

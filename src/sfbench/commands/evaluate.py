@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sfbench.argtypes import non_negative_int, positive_int
-from sfbench.commands.common import add_result
+from sfbench.commands.common import add_external_name, add_result
 from sfbench.errors import SfbenchError
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def add_parser(sub):
     model.add_argument("--oracle", action="store_true", help="the analytic oracle")
     model.add_argument("--method", help="path of the oracle")
     model.add_argument("--dataset", help="dataset (of the oracle; of image metrics)")
+    add_external_name(model)
     add_result(p)
     return p
 

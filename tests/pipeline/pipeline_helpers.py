@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
+#: What a workflow run reads besides the package (examples: the presets' external models).
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "examples")
 
 
 def snakemake_bin() -> str:
@@ -36,6 +37,20 @@ def copy_workflow(dest: Path) -> Path:
         else:
             shutil.copy2(src, dest / name)
     return dest
+
+
+def copy_external_models(dest: Path, preset: str = "smoke") -> list[str]:
+    """The files of a preset's external models, copied to the same relative paths under
+    ``dest`` (a working directory other than the checkout); their paths."""
+    copied = []
+    for entry in load_preset(preset).get("external", []):
+        folder = (REPO / entry["source"]).parent
+        for file in sorted(folder.iterdir()):
+            relative = file.relative_to(REPO).as_posix()
+            (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, dest / relative)
+            copied.append(relative)
+    return copied
 
 
 def new_machine_env(env: dict | None = None) -> dict:

@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 import yaml
-from pipeline_helpers import REPO, planned_jobs, snakemake_bin
+from pipeline_helpers import REPO, copy_external_models, planned_jobs, snakemake_bin
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is in the dev extra")
 boto3 = pytest.importorskip("boto3")
@@ -62,6 +62,16 @@ def storage_flags(url: str, prefix: str) -> list[str]:
             "--storage-s3-endpoint-url", url]
 
 
+def upload_external_models(url: str, env: dict, workdir, prefix: str) -> None:
+    """The preset's external models where a user of the profile keeps them: in the checkout
+    Snakemake starts from (the plan reads their spec) and in the bucket at the same relative
+    path (a pod reads them from there, like every input)."""
+    s3 = client(url, env)
+    for relative in copy_external_models(workdir):
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/{relative}",
+                      Body=(workdir / relative).read_bytes())
+
+
 def smoke_job_counts() -> dict[str, int]:
     from sfbench.pipeline import JobPlan
 
@@ -72,6 +82,7 @@ def smoke_job_counts() -> dict[str, int]:
 def dry_run(s3, tmp_path_factory) -> str:
     url, env = s3
     workdir = tmp_path_factory.mktemp("kubernetes-dry-run")
+    upload_external_models(url, env, workdir, "plan")
     proc = subprocess.run(
         [snakemake_bin(), "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
          "--profile", str(REPO / "profiles" / "kubernetes"), "-n",
@@ -112,6 +123,7 @@ def test_every_job_reads_and_writes_local_copies_of_storage_objects(dry_run):
 
 def test_a_job_runs_with_its_files_in_object_storage(s3, tmp_path):
     url, env = s3
+    upload_external_models(url, env, tmp_path, "run")
     proc = subprocess.run(
         [snakemake_bin(), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--cores", "1", "--configfile", str(REPO / "config" / "smoke.yaml"),

@@ -91,7 +91,7 @@ def test_one_step_models_have_no_nll_and_every_other_model_exactly_one(preset):
     plan = JobPlan(preset)
     writers = Counter(f for job in plan.jobs() for f in job.outputs)
     for model in plan.models():
-        assert writers[model.path(paths.NLL)] == (0 if registries.one_step(model.method) else 1)
+        assert writers[model.path(paths.NLL)] == (0 if model.one_step else 1)
         nll_rule = next((j.rule for j in plan.jobs() if model.path(paths.NLL) in j.outputs), None)
         if not model.one_step:  # vector data: in the sweep job; images: a job of its own
             assert nll_rule == ("sweep" if model.kind == "vector" else "nll")
@@ -168,7 +168,7 @@ def test_the_noise_floor_takes_as_many_draws_as_a_figure_has_held_out_values():
 
 def test_each_model_reads_the_settings_files_of_its_block():
     plan = JobPlan(load_preset("smoke"))
-    for model in plan.models():
+    for model in plan.trained_models():
         name = plan.sweep_config_name(model)
         assert name.startswith(model.block) and name.endswith("_one_step") == model.one_step
         assert ("train", plan.train_config_name(model)) in plan.job_configs()

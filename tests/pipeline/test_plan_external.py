@@ -4,6 +4,7 @@ trained, on the sampling settings of their dataset's block."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from pipeline_helpers import REPO, load_preset
@@ -13,6 +14,13 @@ from sfbench.pipeline.commands import nll_flags, sweep_flags
 from sfbench.pipeline.validate import config_problems, validate_config
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+SPEC = """kind: torch
+network: flow.py:make
+schedule: rectified_flow
+prediction: velocity
+time: data_at_1
+sample_shape: [2]
+"""
 
 
 @pytest.fixture
@@ -21,7 +29,9 @@ def preset(tmp_path, monkeypatch) -> dict:
     relative to the working directory as Snakemake would see them)."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "unet").mkdir(parents=True)
-    (tmp_path / "models" / "flow.yaml").write_text("kind: torch\n")
+    (tmp_path / "models" / "flow.yaml").write_text(SPEC)
+    (tmp_path / "models" / "flow.py").write_text("")
+    (tmp_path / "models" / "unet" / "config.json").write_text("{}")
     cfg = copy.deepcopy(load_preset("smoke"))
     cfg["external"] = [
         {"name": "my_flow", "source": "models/flow.yaml", "dataset": "8gaussians",
@@ -43,6 +53,9 @@ def test_an_external_model_is_swept_and_evaluated_but_never_trained(preset):
         assert model.path(paths.SWEEP) in outputs
         assert model.path(paths.NLL) in plan.report_inputs()["nll"]
         assert plan.model_inputs(model)["model"] == model.source
+    # the jobs rerun when the spec, the network's file or a file of the directory changes
+    assert plan.model_inputs(flow)["model_files"] == ["models/flow.yaml", "models/flow.py"]
+    assert plan.model_inputs(unet)["model_files"] == ["models/unet/config.json"]
     # vector data: the sweep job computes the NLL; images: a job of its own, without the
     # VLB (that needs sfbench's own DDPM schedule)
     assert flow.nll_in_sweep and not unet.nll_in_sweep
@@ -61,6 +74,7 @@ def test_an_external_model_is_swept_and_evaluated_but_never_trained(preset):
 
 def test_a_preset_without_external_models_plans_the_same_jobs():
     cfg = load_preset("smoke")
+    cfg.pop("external")
     with_empty = {**copy.deepcopy(cfg), "external": []}
     assert JobPlan(with_empty).jobs() == JobPlan(cfg).jobs()
 
@@ -79,6 +93,10 @@ def test_the_committed_presets_stay_valid_with_external_models(preset):
          "external[0].source: models/none.yaml does not exist"),
         (lambda e: e.update(kind="diffusers"), "a diffusers model is a directory"),
         (lambda e: e.update(kind="onnx"), "external[0].kind: 'onnx' is not a valid name"),
+        (lambda e: Path(e["source"]).write_text(SPEC + "predicts: eps\n"),
+         "unknown key(s) predicts for kind torch"),
+        (lambda e: Path(e["source"]).write_text("kind: diffusers\npath: unet\n"),
+         "external[0].kind: 'torch', but models/flow.yaml declares kind 'diffusers'"),
     ],
 )
 def test_bad_external_entries_are_refused_naming_the_field(preset, edit, message):

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 import yaml
-from pipeline_helpers import REPO, planned_jobs, snakemake_bin
+from pipeline_helpers import REPO, copy_external_models, planned_jobs, snakemake_bin
 
 # every job that trains or samples a network on the gpu preset
 GPU_RULES = ("train", "sweep", "sweep_no_nll", "classifier", "image_reference", "nll")
@@ -59,6 +59,7 @@ def test_cpu_only_jobs_request_no_gpu(dry_run):
 def test_a_training_job_given_several_gpus_runs_one_process_per_gpu(tmp_path):
     """`--set-resources train:gpu=2` asks SLURM for two GPUs and starts the job under
     torchrun with two processes (sfbench.distributed); other jobs stay one process."""
+    copy_external_models(tmp_path)
     proc = subprocess.run(
         [snakemake_bin(), "-s", str(REPO / "Snakefile"), "--directory", str(tmp_path),
          "--profile", str(REPO / "profiles" / "slurm"), "-n", "--set-resources", "train:gpu=2",

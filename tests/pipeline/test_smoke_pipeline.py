@@ -116,7 +116,8 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
     summary = pd.read_csv(report / "tables" / "summary.csv")
     summary = summary[summary["dataset"].isin(cfg["datasets"])]
     # the reflow stage's models are methods of the report too
-    assert sorted(summary["method"]) == sorted(cfg["methods"] + ["reflow", "distill"])
+    external = [e["name"] for e in cfg["external"]]
+    assert sorted(summary["method"]) == sorted(cfg["methods"] + ["reflow", "distill"] + external)
     numbers = summary[["w2_mean", "fd_mean", "mmd_mean", "nfe_mean", "train_seconds_mean",
                        "reference_w2"]].to_numpy(dtype=float)
     assert np.isfinite(numbers).all()
@@ -141,7 +142,7 @@ def test_report_has_a_finite_row_for_every_method_and_solver(smoke):
     flows = pd.read_csv(report / "tables" / "flows.csv")
     # every swept model's flow is measured: each 2-D and image (dataset, method)
     image_cfg = cfg["images"]
-    assert len(flows) == (len(cfg["datasets"]) * len(cfg["methods"])
+    assert len(flows) == (len(cfg["datasets"]) * len(cfg["methods"]) + len(external)
                           + len(image_cfg["datasets"]) * len(image_cfg["methods"])
                           + 2 * len(cfg["reflow"]["datasets"]))
     # reflow straightens the 1-RF flow it was trained from (issue 6)
@@ -202,6 +203,9 @@ def test_mlflow_holds_one_finished_run_per_job(smoke):
         for name in ("main", "images", "reflow", "reflow_one_step"))
     expected = {f"{stage}/{d}" for stage in ("data", "reference") for d in cfg["datasets"]}
     expected |= {f"{stage}/{m}" for stage in ("train", "sweep") for m in models}
+    for e in cfg["external"]:  # swept (with the NLL of 2-D data), never trained
+        expected |= {f"sweep/{e['dataset']}/{e['name']}/seed0/{c}" for c in cells + ["nll"]}
+        expected.add(f"sweep/{e['dataset']}/{e['name']}/seed0")
     expected |= {f"sweep/{m}/{c}" for m in models for c in cells + ["nll"]}
     paired = [f"{d}/{m}/seed{s}" for d in cfg["reflow"]["datasets"] for m in ("reflow", "distill")
               for s in cfg["reflow"]["seeds"]]

@@ -177,3 +177,22 @@ def read_spec(path: str | Path) -> ModelSpec:
     if kind == "diffusers":
         return ModelSpec(**common, path=_resolve(file, raw["path"], "path"))
     return ModelSpec(**common, **_torch_fields(file, raw))
+
+
+def model_files(path: str | Path) -> list[Path]:
+    """Every file an external model is read from: a spec, the network's file and weights it
+    names; every file of a diffusers directory. A workflow reruns the model's jobs when one
+    of them changes (a network named by an importable module is not followed)."""
+    path = Path(path)
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file())
+    spec = read_spec(path)
+    files = [path]
+    if spec.kind == "diffusers":
+        return files + model_files(spec.path)
+    module = spec.network.rpartition(":")[0]
+    if module.endswith(".py"):
+        files.append(Path(module))
+    if spec.weights is not None:
+        files.append(spec.weights)
+    return files

@@ -19,8 +19,10 @@ one-step map has no ODE and so no NLL, and is swept by one Euler step) and
 from __future__ import annotations
 
 import functools
+import os
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 
 from sfbench.eval.metrics import IMAGE, VECTOR
 from sfbench.methods import PAIRED_METHODS
@@ -195,8 +197,21 @@ class JobPlan:
     def model_inputs(self, model: Model) -> dict[str, str]:
         """What a job evaluating a model reads: the model (the trained file, or an external
         model's source) and its dataset."""
-        source = model.source if model.external else model.path(paths.MODEL)
-        return {"model": source, "data": model.path(paths.DATA)}
+        if not model.external:
+            return {"model": model.path(paths.MODEL), "data": model.path(paths.DATA)}
+        return {"model": model.source, "data": model.path(paths.DATA),
+                "model_files": self.external_files(model)}
+
+    def external_files(self, model: Model) -> list[str]:
+        """The files an external model is read from (its jobs rerun when one changes), as
+        paths relative to the working directory where they lie under it."""
+        from sfbench.external.spec import model_files
+
+        def shown(file: Path) -> str:
+            return os.path.relpath(file) if file.resolve().is_relative_to(Path.cwd()) else str(
+                file)
+
+        return [shown(f) for f in model_files(model.source)]
 
     def sweep_inputs(self, model: Model) -> dict[str, str]:
         """Model, data and sweep config; images also the FID classifier and cached features."""

@@ -173,7 +173,23 @@ def _external_problems(cfg: dict) -> list[str]:
         elif entry["kind"] == "torch" and not source.is_file():
             problems.append(f"{where}.source: a torch model is declared by a spec file "
                             f"(.yaml or .json); {source} is not a file")
+        elif source.is_file():
+            problems += _spec_problems(where, source, entry["kind"])
     return problems
+
+
+def _spec_problems(where: str, source: Path, kind: str) -> list[str]:
+    """A spec file's own problems, before any job (its network's code is not run here)."""
+    from sfbench.errors import ExternalModelError
+    from sfbench.external.spec import read_spec
+
+    try:
+        spec = read_spec(source)
+    except ExternalModelError as error:
+        return [f"{where}.source: {error}"]
+    if spec.kind != kind:
+        return [f"{where}.kind: {kind!r}, but {source} declares kind {spec.kind!r}"]
+    return []
 
 
 def config_problems(cfg: dict, schema_path: str | os.PathLike) -> list[str]:

@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles")
+#: what a run reads besides the package (examples: the presets' external models)
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "examples")
 
 
 def prepare(workdir: Path, repo: Path = REPO) -> None:
@@ -45,6 +46,8 @@ def prepare(workdir: Path, repo: Path = REPO) -> None:
         src, dst = Path(repo) / name, workdir / name
         if dst.exists():
             shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+        if not src.exists():  # an older checkout, from before examples/
+            continue
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
 
 

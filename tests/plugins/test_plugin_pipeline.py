@@ -22,7 +22,7 @@ METHOD, SOLVER, METRIC = "rf_logit_normal", "ralston", "sw2"
 def tiny_preset() -> dict:
     """config/smoke.yaml cut to one dataset, two methods and short step counts."""
     cfg = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
-    for stage in ("images", "reflow", "decompose"):
+    for stage in ("images", "reflow", "decompose", "external"):
         cfg.pop(stage)
     cfg.update(preset="plugins", mlflow_experiment="sfbench-plugins",
                methods=["rectified_flow", METHOD])

@@ -204,7 +204,7 @@ from sfbench.models.registry import build_network
 from sfbench.pipeline.validate import config_problems
 cfg = yaml.safe_load(open(sys.argv[1]))
 cfg["datasets"] = ["ring"]
-for stage in ("images", "reflow", "decompose"):  # stages of the smoke preset's 8gaussians
+for stage in ("images", "reflow", "decompose", "external"):  # the smoke preset's 8gaussians
     cfg.pop(stage)
 cfg["train"]["network"] = {"kind": "linear", "hidden": 4}
 print(config_problems(cfg, sys.argv[2]))

@@ -32,9 +32,9 @@ SMALL_NET = {"kind": "mlp", "dim": 2, "width": 16, "depth": 2, "activation": "si
 def tiny_preset(**changes) -> dict:
     """The smoke preset cut to one dataset, one solver cell and a short training
     (without its image, reflow and decomposition parts: every fault here is one of
-    the jobs the 2-D part already has)."""
+    the jobs the 2-D part already has; nor its external model, which trains nothing)."""
     cfg = copy.deepcopy(load_preset("smoke"))
-    for block in ("images", "reflow", "decompose"):
+    for block in ("images", "reflow", "decompose", "external"):
         cfg.pop(block, None)
     cfg.update(preset="tiny", mlflow_experiment="sfbench-tiny", methods=["rectified_flow"])
     cfg["data"].update(n_train=1000, n_test=100)

@@ -116,6 +116,7 @@ class JobPlan:
         self.reflow = cfg.get("reflow") or {}
         self.decompose = cfg.get("decompose") or {}
         self.external = cfg.get(EXTERNAL) or []
+        self._external_files: dict[str, list[str]] = {}  # source -> its files
 
     # ---------------------------------------------------------------- models
     def block_models(self, block: str) -> list[Model]:
@@ -204,14 +205,16 @@ class JobPlan:
 
     def external_files(self, model: Model) -> list[str]:
         """The files an external model is read from (its jobs rerun when one changes), as
-        paths relative to the working directory where they lie under it."""
-        from sfbench.external.spec import model_files
+        paths relative to the working directory where they lie under it. Read once per plan:
+        Snakemake asks for every job that reads the model (its sweep and NLL jobs)."""
+        if model.source not in self._external_files:
+            from sfbench.external.spec import model_files
 
-        def shown(file: Path) -> str:
-            return os.path.relpath(file) if file.resolve().is_relative_to(Path.cwd()) else str(
-                file)
-
-        return [shown(f) for f in model_files(model.source)]
+            cwd = Path.cwd()
+            self._external_files[model.source] = [
+                os.path.relpath(f) if f.resolve().is_relative_to(cwd) else str(f)
+                for f in model_files(model.source)]
+        return list(self._external_files[model.source])
 
     def sweep_inputs(self, model: Model) -> dict[str, str]:
         """Model, data and sweep config; images also the FID classifier and cached features."""

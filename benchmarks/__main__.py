@@ -4,6 +4,8 @@
     python -m benchmarks check [--quick | --results DIR]   compare with the committed ratios
     python -m benchmarks tables                            regenerate BENCHMARKS.md from results/
     python -m benchmarks pipeline --preset default         time a preset + overhead breakdown
+    python -m benchmarks baseline --repo DIR               then the same preset at another
+                                                           checkout: the wall-time ratio
     python -m benchmarks scaling --preset default          the preset on 1 core against 2
 
 Run from the repository root. ``check`` exits 1 and lists every ratio that
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks import guard, suite, tables
+from benchmarks.reporting import ratio
 
 REPO = Path(__file__).resolve().parents[1]
 MARKDOWN = REPO / "BENCHMARKS.md"
@@ -60,23 +63,65 @@ def cmd_tables(args) -> int:
     return 0
 
 
+#: Targets of the pipeline's guarded figures (issue 16): time outside model computation,
+#: Snakemake's own CPU as a share of the run's, and the wall time against a baseline checkout.
+OUTSIDE_TARGET, SNAKEMAKE_CPU_TARGET, BASELINE_WALL_TARGET = 0.15, 0.02, 0.55
+
+
+def pipeline_ratios(record: dict) -> dict:
+    """The guarded ratios of a pipeline record, from its raw figures."""
+    preset = record["preset"]
+    ratios = {f"pipeline_{preset}_outside_fraction": ratio(
+        record["overhead"]["outside_fraction_of_job_time"], "lower", OUTSIDE_TARGET)}
+    if record.get("snakemake_cpu_s") is not None:
+        ratios[f"pipeline_{preset}_snakemake_cpu_fraction"] = ratio(
+            record["snakemake_cpu_s"] / record["total_cpu_s"], "lower", SNAKEMAKE_CPU_TARGET)
+    if record.get("baseline"):
+        ratios[f"pipeline_{preset}_wall_vs_baseline"] = ratio(
+            record["total_wall_s"] / record["baseline"]["total_wall_s"], "lower",
+            BASELINE_WALL_TARGET)
+    return ratios
+
+
 def cmd_pipeline(args) -> int:
     from benchmarks.pipeline_overhead import analyse
     from benchmarks.pipeline_timing import time_pipeline
-    from benchmarks.reporting import machine, ratio
+    from benchmarks.reporting import machine
 
     figures = time_pipeline(args.preset, args.cores, args.workdir)
     overhead = analyse(figures["workdir"])
     overhead["outside_fraction_of_core_time"] = (
         1 - overhead["compute_s"] / (figures["total_wall_s"] * args.cores))
-    record = {
-        "benchmark": f"pipeline_{args.preset}", **figures, "overhead": overhead,
-        "ratios": {f"pipeline_{args.preset}_outside_fraction": ratio(
-            overhead["outside_fraction_of_job_time"], "lower", 0.15)},
-        "machine": machine(),
-    }
+    record = {"benchmark": f"pipeline_{args.preset}", **figures, "overhead": overhead,
+              "machine": machine()}
+    record["ratios"] = pipeline_ratios(record)
     out = Path(args.results_dir) / f"pipeline_{args.preset}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(tables.render(out.stem, out.parent))
+    return 0
+
+
+def cmd_baseline(args) -> int:
+    """Time the preset at another checkout, right after ``pipeline`` timed this one, and add
+    it to that record as the baseline of the wall-time ratio."""
+    import subprocess
+
+    from benchmarks.pipeline_timing import time_pipeline
+
+    out = Path(args.results_dir) / f"pipeline_{args.preset}.json"
+    if not out.exists():
+        raise FileNotFoundError(f"{out} does not exist: run `python -m benchmarks pipeline "
+                                f"--preset {args.preset}` first, then the baseline")
+    record = json.loads(out.read_text())
+    repo = Path(args.repo).resolve()
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip() or None
+    figures = time_pipeline(args.preset, record["cores"], args.workdir, repo)
+    record["baseline"] = {"commit": commit, **{k: figures[k] for k in (
+        "total_wall_s", "total_cpu_s", "snakemake_cpu_s", "mean_load_during", "repo")},
+        "jobs": sum(r["jobs"] for r in figures["rules"])}
+    record["ratios"] = pipeline_ratios(record)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(tables.render(out.stem, out.parent))
     return 0
@@ -109,15 +154,19 @@ def main(argv=None) -> int:
     check.add_argument("--results", help="compare this results directory instead of measuring")
     check.add_argument("--tolerance", type=float, default=guard.TOLERANCE)
     sub.add_parser("tables", help="regenerate BENCHMARKS.md's tables from the results")
-    for name in ("pipeline", "scaling"):
+    for name in ("pipeline", "scaling", "baseline"):
         s = sub.add_parser(name, help=f"the {name} benchmark of a preset (minutes to hours)")
         s.add_argument("--preset", default="default")
     sub.choices["pipeline"].add_argument("--cores", type=int, default=2)
-    sub.choices["pipeline"].add_argument("--workdir")
+    for name in ("pipeline", "baseline"):
+        sub.choices[name].add_argument("--workdir")
+    sub.choices["baseline"].add_argument(
+        "--repo", required=True,
+        help="the baseline checkout (e.g. a git worktree of an older commit)")
     sub.choices["scaling"].add_argument("--cores", nargs="+", type=int, default=[1, 2])
     args = p.parse_args(argv)
     handlers = {"run": cmd_run, "check": cmd_check, "tables": cmd_tables,
-                "pipeline": cmd_pipeline, "scaling": cmd_scaling}
+                "pipeline": cmd_pipeline, "scaling": cmd_scaling, "baseline": cmd_baseline}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

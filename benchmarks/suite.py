@@ -15,6 +15,7 @@ from benchmarks import (
     flops,
     nll_flow_matching,
     ode_solvers,
+    seed_layouts,
     train_step,
 )
 from benchmarks.reporting import machine
@@ -43,12 +44,14 @@ MICRO: dict[str, tuple[Callable[..., dict], dict, dict]] = {
         {"n": 300, "repeats": 5},
         {"n": 100, "repeats": 2, "train_steps": 300},
     ),
+    "seed_layouts": (seed_layouts.run, {"seeds": 3, "steps": 1500}, {"seeds": 2, "steps": 200}),
 }
 
 #: Run only when named with ``--only``: minutes (``cli_threads``: about 4 min on
-#: an idle 2-core machine, 15 min on a busy one, most of it in two-thread runs);
+#: an idle 2-core machine, 15 min on a busy one, most of it in two-thread runs;
+#: ``seed_layouts``: about 2 min, trains the seeds three times over);
 #: ``nll_flow_matching`` needs the ``bench`` extra (flow-matching).
-OPT_IN = {"cli_threads", "nll_flow_matching"}
+OPT_IN = {"cli_threads", "nll_flow_matching", "seed_layouts"}
 
 
 def run(results_dir: str | Path = RESULTS_DIR, quick: bool = False,

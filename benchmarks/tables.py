@@ -105,6 +105,16 @@ def render_pipeline(r: dict) -> str:
                                      else ""),
           f"{x['outside_s']:.1f}", f"{x['outside_fraction']:.0%}"] for x in o["rules"]],
     )
+    if r.get("snakemake_cpu_s") is not None:
+        own = r["snakemake_cpu_s"]
+        head += (f" Snakemake's own process: {own:.0f} s CPU, **{own / r['total_cpu_s']:.1%}** "
+                 f"of the run's CPU ({own / r['total_wall_s']:.3f} of a core).")
+    b = r.get("baseline")
+    if b:
+        head += (f"\n\nBaseline, run right after on the same machine: commit {b['commit']}, "
+                 f"{b['jobs']} jobs, **{b['total_wall_s']:.0f} s** wall "
+                 f"({b['total_wall_s'] / 60:.1f} min), {b['total_cpu_s']:.0f} s CPU; this run's "
+                 f"wall time is **{r['total_wall_s'] / b['total_wall_s']:.2f}x** the baseline's.")
     missing = o.get("model_rules_without_timing")
     note = (f"\n\nRules that run models but record no in-process timing (counted as outside): "
             f"{', '.join(missing)}." if missing else "")
@@ -205,6 +215,23 @@ def render_nll_flow_matching(r: dict) -> str:
                    "flow_matching time / sfbench time"], cells)
 
 
+def render_seed_layouts(r: dict) -> str:
+    base = r["per_process_s"]
+    rows = [[label, f"{r[key]:.1f}", f"**{base / r[key]:.2f}x**"] for label, key in (
+        ("one `sfbench train` process per seed (the pipeline's layout)", "per_process_s"),
+        ("the seeds in turn, one process", "one_process_s"),
+        ("the seeds stacked (batched matmuls), one process", "stacked_s"))]
+    s = r["settings"]
+    return (f"{r['seeds']} seeds of {r['method']} on {r['dataset']}, {s['steps']} steps, batch "
+            f"{s['batch_size']}, MLP {s['network']['width']} x {s['network']['depth']}, "
+            f"{r['torch_threads']} torch thread.\n\n"
+            + _table(["layout", "wall (s)", "speed-up"], rows)
+            + f"\n\nTraining loops alone: in turn {r['one_process_loops_s']:.1f} s, stacked "
+              f"{r['stacked_loop_s']:.1f} s. Stacked EMA weights against `train`'s (same draws): "
+              f"largest relative difference of a tensor "
+              f"{r['stacked_vs_train_max_rel_weight_diff']:.1e}.")
+
+
 def renderer(name: str):
     if name.startswith("pipeline_scaling_"):
         return render_scaling
@@ -217,7 +244,8 @@ def renderer(name: str):
     return {"train_step": render_train_step, "ode_solvers": render_ode_solvers,
             "divergence": render_divergence, "flops": render_flops,
             "cli_startup": render_cli_startup, "cli_threads": render_cli_threads,
-            "nll_flow_matching": render_nll_flow_matching}[name]
+            "nll_flow_matching": render_nll_flow_matching,
+            "seed_layouts": render_seed_layouts}[name]
 
 
 def render(name: str, results_dir: Path) -> str:

@@ -119,8 +119,8 @@ def cmd_baseline(args) -> int:
                             capture_output=True, text=True).stdout.strip() or None
     figures = time_pipeline(args.preset, record["cores"], args.workdir, repo)
     record["baseline"] = {"commit": commit, **{k: figures[k] for k in (
-        "total_wall_s", "total_cpu_s", "snakemake_cpu_s", "mean_load_during", "repo")},
-        "jobs": sum(r["jobs"] for r in figures["rules"])}
+        "total_wall_s", "total_cpu_s", "snakemake_cpu_s", "mean_load_during", "repo",
+        "workdir", "rules")}, "jobs": sum(r["jobs"] for r in figures["rules"])}
     record["ratios"] = pipeline_ratios(record)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(tables.render(out.stem, out.parent))

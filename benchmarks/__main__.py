@@ -120,7 +120,7 @@ def cmd_baseline(args) -> int:
     figures = time_pipeline(args.preset, record["cores"], args.workdir, repo)
     record["baseline"] = {"commit": commit, **{k: figures[k] for k in (
         "total_wall_s", "total_cpu_s", "snakemake_cpu_s", "mean_load_during", "repo",
-        "workdir", "rules")}, "jobs": sum(r["jobs"] for r in figures["rules"])}
+        "workdir", "rules", "jobs")}}
     record["ratios"] = pipeline_ratios(record)
     out.write_text(json.dumps(record, indent=2) + "\n")
     print(tables.render(out.stem, out.parent))

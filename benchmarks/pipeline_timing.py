@@ -51,6 +51,16 @@ def prepare(workdir: Path, repo: Path = REPO) -> None:
         shutil.copytree(src, dst) if src.is_dir() else shutil.copy2(src, dst)
 
 
+def jobs_done(workdir: Path) -> int | None:
+    """Jobs Snakemake reports done in the run's log (``N of N steps (100%) done``); rules
+    without a ``benchmark:`` file count too."""
+    import re
+
+    log = Path(workdir) / "snakemake.out"
+    counts = re.findall(r"(\d+) of \d+ steps", log.read_text()) if log.exists() else []
+    return int(counts[-1]) if counts else None
+
+
 def read_benchmarks(workdir: Path) -> dict[str, list[dict]]:
     """{rule: [{"s": wall seconds, "cpu_time": seconds}, ...]} from logs/benchmarks/<rule>/."""
     out: dict[str, list[dict]] = {}
@@ -135,6 +145,7 @@ def time_pipeline(preset: str, cores: int, workdir: str | None = None,
         "snakemake_cpu_s": own["user"] + own["sys"], "repo": str(repo),
         "load_average_before": load_before, "machine": platform.platform(),
         "cpu_count": os.cpu_count(), "workdir": str(workdir), "rules": rows,
+        "jobs": jobs_done(workdir),
     }
 
 

@@ -93,7 +93,8 @@ def render_flops(r: dict) -> str:
 
 def render_pipeline(r: dict) -> str:
     o = r["overhead"]
-    head = (f"`--cores {r['cores']}`: **{r['total_wall_s']:.0f} s** wall "
+    jobs = f"{r['jobs']} jobs, " if r.get("jobs") else ""
+    head = (f"`--cores {r['cores']}`: {jobs}**{r['total_wall_s']:.0f} s** wall "
             f"({r['total_wall_s'] / 60:.1f} min), {r['total_cpu_s']:.0f} s CPU in all "
             f"processes, mean load average {r['mean_load_during']:.1f} during the run. "
             f"Outside model computation: **{o['outside_fraction_of_job_time']:.1%}** of job "

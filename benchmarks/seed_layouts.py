@@ -126,13 +126,12 @@ def train_stacked(seeds: list[int], data: Tensor,
 
     cfgs = [TrainConfig.from_dict({**settings, "method": METHOD, "seed": s}) for s in seeds]
     cfg = cfgs[0]
-    nets = []
+    members = []
     for c in cfgs:
         torch.manual_seed(c.seed)  # the initial weights train() would start from
-        nets.append(build_model(c.method, c.schedule, c.network).net)
-    model = build_model(cfg.method, cfg.schedule, cfg.network)
-    net = StackedMLP(nets)
-    model = NetworkModel(net, model.method, model.schedule)
+        members.append(build_model(c.method, c.schedule, c.network))
+    net = StackedMLP([m.net for m in members])
+    model = NetworkModel(net, members[0].method, members[0].schedule)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg))
@@ -162,6 +161,12 @@ def train_stacked(seeds: list[int], data: Tensor,
         with torch.no_grad():
             torch._foreach_lerp_(ema_params, params, 1.0 - ema_decay_at(step - 1, cfg.ema_decay))
     return ema, time.perf_counter() - start
+
+
+def relative_differences(stacked: StackedMLP, s: int, ref: dict[str, Tensor]) -> dict[str, float]:
+    """|w - w_ref| / |w_ref| of each tensor of network ``s`` against the state dict ``ref``."""
+    return {name: float((value - ref[name]).norm() / ref[name].norm())
+            for name, value in stacked.seed_state(s).items()}
 
 
 def _data(n_train: int = 20000) -> Tensor:
@@ -204,14 +209,12 @@ def run(seeds: int = 3, steps: int = 1500) -> dict:
     one_s = time.perf_counter() - start
 
     start = time.perf_counter()
+    # each layout draws its own training data, as each of its processes would
     ema, stacked_loop = train_stacked(seed_list, _data(), settings)
     stacked_s = time.perf_counter() - start
     # how far each seed's EMA weights end from train()'s (same draws, other arithmetic order)
-    rel = []
-    for i, s in enumerate(seed_list):
-        ref = one[s].model.net.state_dict()
-        for name, value in ema.seed_state(i).items():
-            rel.append(float((value - ref[name]).norm() / ref[name].norm()))
+    rel = [d for i, s in enumerate(seed_list)
+           for d in relative_differences(ema, i, one[s].model.net.state_dict()).values()]
     return {
         "benchmark": "seed_layouts", "method": METHOD, "dataset": DATASET, "seeds": seeds,
         "settings": settings, "torch_threads": 1,

@@ -1,6 +1,5 @@
-"""The pipeline benchmark's guarded figures come from the record's raw numbers, baseline included."""
+"""The pipeline benchmark's guarded figures come from the record's raw figures, baseline too."""
 
-import json
 import subprocess
 import sys
 from pathlib import Path
